@@ -1,0 +1,20 @@
+"""Market data: the store, the simulator, importers and the metric pipeline."""
+
+from atlas.data.buckets import parse_width, width_name
+from atlas.data.exchanges import KNOWN_VENUES, Exchange
+from atlas.data.orderbooks import BookBatch, BookSide
+from atlas.data.series import SeriesKey, metric_name
+from atlas.data.store import MarketStore, WriteReport
+
+__all__ = [
+    "KNOWN_VENUES",
+    "BookBatch",
+    "BookSide",
+    "Exchange",
+    "MarketStore",
+    "SeriesKey",
+    "WriteReport",
+    "metric_name",
+    "parse_width",
+    "width_name",
+]

@@ -1,0 +1,170 @@
+"""Reading and writing the GDS market tables: order books, trades and exchange volume."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, text
+
+from atlas.data.exchanges import Exchange
+from atlas.data.orderbooks import BookBatch
+from atlas.data.store import _schema as schema
+from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times
+from atlas.exceptions import DataValidationError
+
+
+def _common(n: int, exchange: Exchange, times: pd.DatetimeIndex) -> dict:
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return {
+        "unique_id": [uuid.uuid4().hex for _ in range(n)],
+        "exchange": exchange.name,
+        "timestamp": sql_times(times),
+        "time_created": now,
+    }
+
+
+def write_orderbooks(conn: Connection, exchange: Exchange, books: BookBatch) -> None:
+    bids, asks = books.to_json()
+    frame = pd.DataFrame({**_common(len(books), exchange, books.times), "bids": bids, "asks": asks})
+    insert_frame(conn, schema.orderbook, frame)
+
+
+def write_trades(conn: Connection, exchange: Exchange, trades: pd.DataFrame, *, source: str,
+                 skip_existing: bool) -> int:
+    """Inserts trades; returns how many rows were new. Conflicts on (exchange, exchange_trade_id) raise unless
+    ``skip_existing``."""
+    frame = pd.DataFrame({
+        **_common(len(trades), exchange, trades["timestamp"]),
+        "exchange_trade_id": trades["exchange_trade_id"].astype(str).to_numpy(dtype=object),
+        "source": source,
+        "price": trades["price"].to_numpy(dtype=np.float64),
+        "price_currency": exchange.quote.upper()[:3],
+        "volume": trades["volume"].to_numpy(dtype=np.float64),
+        "volume_currency": exchange.base.upper()[:3],
+    })
+    before = count_rows(conn, "trade", exchange)
+    insert_frame(conn, schema.trade, frame, conflict="nothing" if skip_existing else None,
+                 keys=("exchange", "exchange_trade_id"))
+    return count_rows(conn, "trade", exchange) - before
+
+
+def write_exchange_volume(conn: Connection, exchange: Exchange, volume: pd.DataFrame) -> None:
+    frame = pd.DataFrame({
+        **_common(len(volume), exchange, volume["timestamp"]),
+        "exchange_volume": volume["exchange_volume"].to_numpy(dtype=np.float64),
+    })
+    insert_frame(conn, schema.exchange_volume, frame)
+
+
+def existing_trade_ids(conn: Connection, exchange: Exchange, ids: list[str]) -> list[str]:
+    """Which of ``ids`` the store already holds for ``exchange``."""
+    found: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join(f":i{k}" for k in range(len(chunk)))
+        params = {f"i{k}": v for k, v in enumerate(chunk)} | {"exchange": exchange.name}
+        sql = f"SELECT exchange_trade_id FROM trade WHERE exchange = :exchange AND exchange_trade_id IN ({marks})"
+        found += [row[0] for row in conn.execute(text(sql), params)]
+    return found
+
+
+def _range_clause(start: pd.Timestamp | None, end: pd.Timestamp | None, params: dict) -> str:
+    clause = ""
+    if start is not None:
+        clause += " AND timestamp > :start"
+        params["start"] = str(sql_times(pd.DatetimeIndex([start]))[0])
+    if end is not None:
+        clause += " AND timestamp <= :end"
+        params["end"] = str(sql_times(pd.DatetimeIndex([end]))[0])
+    return clause
+
+
+def read_orderbook_text(conn: Connection, exchange: Exchange, start, end) -> tuple[pd.DatetimeIndex, list, list]:
+    """Snapshots with ``start < timestamp <= end``, in time order, as GDS JSON text."""
+    params = {"exchange": exchange.name}
+    sql = ("SELECT timestamp, bids, asks FROM orderbook WHERE exchange = :exchange AND timestamp IS NOT NULL"
+           f"{_range_clause(start, end, params)} ORDER BY timestamp, orderbook_id")
+    rows = conn.execute(text(sql), params).all()
+    if not rows:
+        return pd.DatetimeIndex([], tz="UTC"), [], []
+    times, bids, asks = zip(*rows)
+    return parse_sql_times(times), list(bids), list(asks)
+
+
+def read_trades(conn: Connection, exchange: Exchange, start, end) -> pd.DataFrame:
+    """Trades with ``start < timestamp <= end`` in time order: timestamp, price, volume, exchange_trade_id."""
+    params = {"exchange": exchange.name}
+    sql = ("SELECT timestamp, CAST(price AS FLOAT) AS price, CAST(volume AS FLOAT) AS volume, exchange_trade_id "
+           f"FROM trade WHERE exchange = :exchange{_range_clause(start, end, params)} ORDER BY timestamp, trade_id")
+    rows = conn.execute(text(sql), params).all()
+    if not rows:
+        return pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC"), "price": np.array([], dtype=float),
+                             "volume": np.array([], dtype=float), "exchange_trade_id": np.array([], dtype=object)})
+    times, price, volume, ids = zip(*rows)
+    return pd.DataFrame({"timestamp": parse_sql_times(times), "price": np.asarray(price, dtype=np.float64),
+                         "volume": np.asarray(volume, dtype=np.float64), "exchange_trade_id": list(ids)})
+
+
+def read_exchange_volume(conn: Connection, exchange: Exchange, start, end) -> pd.Series:
+    """Reported exchange volume with ``start < timestamp <= end``, indexed by time."""
+    params = {"exchange": exchange.name}
+    sql = ("SELECT timestamp, CAST(exchange_volume AS FLOAT) FROM exchange_volume WHERE exchange = :exchange"
+           f"{_range_clause(start, end, params)} ORDER BY timestamp, exchange_volume_id")
+    rows = conn.execute(text(sql), params).all()
+    if not rows:
+        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=float, name="exchange_volume")
+    times, values = zip(*rows)
+    return pd.Series(np.asarray(values, dtype=np.float64), index=parse_sql_times(times), name="exchange_volume")
+
+
+def count_rows(conn: Connection, table: str, exchange: Exchange) -> int:
+    return int(conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE exchange = :e"), {"e": exchange.name}).scalar())
+
+
+def summary(conn: Connection) -> pd.DataFrame:
+    """Rows, first and last timestamp per exchange and market table."""
+    parts = []
+    for table in schema.MARKET_TABLES:
+        sql = f"SELECT exchange, COUNT(*), MIN(timestamp), MAX(timestamp) FROM {table} GROUP BY exchange"
+        for exchange, rows, first, last in conn.execute(text(sql)):
+            parts.append({"exchange": exchange, "table": table, "rows": int(rows),
+                          "first": parse_sql_times([first])[0] if first is not None else pd.NaT,
+                          "last": parse_sql_times([last])[0] if last is not None else pd.NaT})
+    return pd.DataFrame(parts, columns=["exchange", "table", "rows", "first", "last"])
+
+
+def check_trades(trades: pd.DataFrame) -> None:
+    """Rules for trades: positive prices and volumes, time order, unique ids.
+
+    Raises:
+        DataValidationError: naming the first row that breaks a rule.
+    """
+    price = trades["price"].to_numpy(dtype=np.float64)
+    volume = trades["volume"].to_numpy(dtype=np.float64)
+    times = pd.DatetimeIndex(trades["timestamp"]).asi8
+    ids = trades["exchange_trade_id"].astype(str)
+    checks = [
+        ("non_positive_price", ~(price > 0) | ~np.isfinite(price), "has a price that is zero, negative or missing"),
+        ("non_positive_volume", ~(volume > 0) | ~np.isfinite(volume),
+         "has a volume that is zero, negative or missing"),
+        ("timestamps_out_of_order", np.r_[False, np.diff(times) < 0], "is earlier than the row before it"),
+        ("duplicate_trade", ids.duplicated().to_numpy(), "repeats an exchange_trade_id of an earlier row"),
+    ]
+    for rule, mask, words in checks:
+        if mask.any():
+            row = int(np.flatnonzero(mask)[0])
+            msg = (f"trade row {row} (exchange_trade_id {ids.iloc[row]!r}, {trades['timestamp'].iloc[row]}) {words} "
+                   f"(rule {rule}); {int(mask.sum())} rows break it. Fix the input, or skip bad rows "
+                   f"(on_invalid='skip', --skip-invalid) to drop and count them")
+            raise DataValidationError(msg, rule=rule, row=row)
+
+
+def invalid_trade_rows(trades: pd.DataFrame) -> np.ndarray:
+    """A mask of the trade rows that break a rule other than time order (for skipping)."""
+    price = trades["price"].to_numpy(dtype=np.float64)
+    volume = trades["volume"].to_numpy(dtype=np.float64)
+    ids = trades["exchange_trade_id"].astype(str)
+    return ~(price > 0) | ~np.isfinite(price) | ~(volume > 0) | ~np.isfinite(volume) | ids.duplicated().to_numpy()
