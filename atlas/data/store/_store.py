@@ -148,7 +148,7 @@ class MarketStore:
 
     def _log(self, conn: Connection, exchange: Exchange, kind: str, times: pd.DatetimeIndex, source: str) -> None:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        first, last = times.min(), times.max()
+        first, last = times.min().floor("us"), times.max().floor("us")  # the store keeps microseconds
         conn.execute(schema.ingest.insert().values(
             exchange=exchange.name, kind=kind, rows=len(times), source=source[:255], created_at=now,
             first_timestamp=first.tz_convert("UTC").tz_localize(None).to_pydatetime(),

@@ -1,0 +1,247 @@
+"""The metric pipeline: order books, trades and exchange volume in, metric series out, incrementally."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from atlas.data.buckets import bucket_floor, bucket_labels, parse_width, width_name
+from atlas.data.exchanges import Exchange
+from atlas.data.metrics._orderbook import book_metrics
+from atlas.data.metrics._trades import tick_rule, trade_metrics
+from atlas.data.orderbooks import BookBatch
+from atlas.data.series import SeriesKey
+from atlas.data.store import MarketStore
+from atlas.data.timestamps import utc_timestamp
+from atlas.exceptions import ConfigError, DataValidationError, MissingDataError
+
+#: How far back the tick rule looks for the last price before a chunk.
+_TICK_CONTEXT = pd.Timedelta("1h")
+
+
+@dataclass(frozen=True)
+class PipelineReport:
+    """What one run computed for one exchange.
+
+    Attributes:
+        exchange: the GDS name.
+        bucket: the bucket width's name.
+        buckets: buckets computed (``0`` when the series were already up to date).
+        values: metric values written.
+        snapshots_read: order-book snapshots read from the store.
+        snapshots_parsed: of those, the ones parsed: the last valid one at or before each bucket end.
+        skipped: snapshots left out, by rule (``crossed_book``, ``malformed_json``, ...).
+        first: the first bucket computed. last: the last one.
+        seconds: wall time.
+    """
+
+    exchange: str
+    bucket: str
+    buckets: int = 0
+    values: int = 0
+    snapshots_read: int = 0
+    snapshots_parsed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    seconds: float = 0.0
+
+
+class MetricPipeline:
+    """Buckets order books and trades into metric series, computing only buckets not yet computed.
+
+    A bucket stamped ``t`` covers ``(t - width, t]``. Order-book metrics and exchange volume are sampled: the last
+    valid snapshot at or before ``t`` and no older than ``max_staleness``. Trade metrics aggregate the bucket's
+    trades. Snapshots that break a rule (crossed, empty side, malformed JSON) are skipped and counted. Only buckets
+    that have ended by the newest stored observation are computed; the next run picks up from there, and new data
+    stored for an earlier time makes the buckets from that time on be computed again.
+
+    Example:
+        >>> from atlas.data import MarketStore
+        >>> pipeline = MetricPipeline(MarketStore("sqlite://"), bucket="5min", depths=(0, 1), slippages=(10,))
+        >>> pipeline.metric_names()[:4]
+        ['spread', 'bid', 'ask', 'midpoint']
+
+    Args:
+        store: the market store, read and written.
+        bucket: the bucket width, ``"1min"``, ``"5min"``, ``"1h"`` or any fixed pandas offset.
+        depths: market-order sizes in base units for bid, ask and midpoint at depth (0 is the top of book).
+        slippages: distances from the best price in quote units for strength and imbalance.
+        max_staleness: the oldest a sampled observation may be; default the larger of the width and 5 minutes.
+        chunk: how much time one read-compute-write step covers (bounded memory; one transaction each).
+    """
+
+    def __init__(self, store: MarketStore, *, bucket: str = "1min", depths: Sequence[float] = (0, 1, 5),
+                 slippages: Sequence[float] = (0, 10, 50), max_staleness: str | None = None,
+                 chunk: str = "1D") -> None:
+        self.store = store
+        self.width = parse_width(bucket)
+        self.bucket = width_name(self.width)
+        for label, values in (("depths", depths), ("slippages", slippages)):
+            if any(not np.isfinite(v) or v < 0 for v in values):
+                msg = f"{label} must be numbers >= 0, got {label}={list(values)}"
+                raise ConfigError(msg)
+        self.depths = tuple(sorted(set(float(d) for d in depths)))
+        self.slippages = tuple(sorted(set(float(s) for s in slippages)))
+        self.staleness = max(self.width, pd.Timedelta("5min")) if max_staleness is None else parse_width(
+            max_staleness)
+        self.chunk_buckets = max(1, int(parse_width(chunk) / self.width))
+
+    def metric_names(self) -> list[str]:
+        """The metrics each exchange gets, in order."""
+        empty = BookBatch.from_levels(pd.DatetimeIndex([], tz="UTC"), [], [])
+        names = list(book_metrics(empty, depths=self.depths, slippages=self.slippages))
+        return [*names, "volume", "vwap", "trade_count", "buy_volume", "sell_volume", "exchange_volume"]
+
+    def run(self, exchanges: Iterable[str] | None = None, *, start=None, end=None,
+            progress: bool = False) -> list[PipelineReport]:
+        """Computes the buckets each exchange lacks.
+
+        Args:
+            exchanges: which exchanges; all with market data by default.
+            start: recompute from this time on, overwriting stored values (the watermark is left alone).
+            end: compute no bucket after this time.
+            progress: show a progress bar on stderr.
+
+        Returns:
+            One report per exchange.
+
+        Raises:
+            MissingDataError: an exchange has no market data in the store (with the ones that do).
+        """
+        extent = self._extents()
+        names = self._select(exchanges, extent)
+        plans = [self._plan(name, extent[name], start, end) for name in names]
+        total = sum(len(grid) for _, grid, _ in plans)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="bucket", desc=f"metrics {self.bucket}", leave=False)
+        try:
+            return [self._run_one(name, grid, advance, bar) for name, grid, advance in plans]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # planning -------------------------------------------------------------------------------------------------
+
+    def _extents(self) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+        summary = self.store.summary()
+        grouped = summary.groupby("exchange").agg(first=("first", "min"), last=("last", "max"))
+        return {name: (row["first"], row["last"]) for name, row in grouped.iterrows()}
+
+    def _select(self, exchanges, extent) -> list[str]:
+        if exchanges is None:
+            return sorted(extent)
+        chosen = []
+        for given in exchanges:
+            exchange = Exchange.parse(given, extra_venues=(str(given).split("_")[0].lower(),))
+            if exchange.name not in extent:
+                stored = ", ".join(sorted(extent)) or "none: import or simulate data first"
+                msg = f"the store has no market data for {exchange.name}; exchanges with data: {stored}"
+                raise MissingDataError(msg)
+            chosen.append(exchange.name)
+        return chosen
+
+    def _plan(self, name: str, extent, start, end) -> tuple[str, np.ndarray, bool]:
+        w = self.width.value
+        first, last = extent
+        lo = -((-first.value) // w) * w
+        hi = bucket_floor(last.value, self.width)
+        advance = start is None
+        if start is not None:
+            lo = max(lo, -((-utc_timestamp(start, what="start").value) // w) * w)
+        else:
+            mark = self.store.watermark(name, self.bucket)
+            if mark is not None:
+                lo = max(lo, mark.value + w)
+        if end is not None:
+            hi = min(hi, bucket_floor(utc_timestamp(end, what="end").value, self.width))
+        grid = np.arange(lo, hi + 1, w, dtype=np.int64) if hi >= lo else np.array([], dtype=np.int64)
+        return name, grid, advance
+
+    # computing ------------------------------------------------------------------------------------------------
+
+    def _run_one(self, name: str, grid: np.ndarray, advance: bool, bar) -> PipelineReport:
+        began = time.perf_counter()
+        totals = {"values": 0, "read": 0, "parsed": 0}
+        skipped: dict[str, int] = {}
+        for offset in range(0, len(grid), self.chunk_buckets):
+            part = grid[offset:offset + self.chunk_buckets]
+            values, read, parsed, bad = self._compute(name, part)
+            with self.store.atomic():
+                totals["values"] += self.store.write_series(values)
+                if advance:
+                    self.store.set_watermark(name, self.bucket, pd.Timestamp(int(part[-1]), tz="UTC"))
+            totals["read"] += read
+            totals["parsed"] += parsed
+            for rule, count in bad.items():
+                skipped[rule] = skipped.get(rule, 0) + count
+            if bar is not None:
+                bar.update(len(part))
+        stamp = (lambda i: pd.Timestamp(int(grid[i]), tz="UTC")) if len(grid) else (lambda i: None)
+        return PipelineReport(name, self.bucket, len(grid), totals["values"], totals["read"], totals["parsed"],
+                              skipped, stamp(0), stamp(-1), time.perf_counter() - began)
+
+    def _compute(self, name: str, grid: np.ndarray):
+        lo, hi = pd.Timestamp(int(grid[0]), tz="UTC"), pd.Timestamp(int(grid[-1]), tz="UTC")
+        since = lo - self.staleness - pd.Timedelta(1, "ns")
+        times, bids, asks = self.store.read_orderbook_text(name, since, hi)
+        sampled, parsed, bad = self._sample_books(times.asi8, bids, asks, grid)
+        trades = self.store.read_trades(name, lo - self.width - _TICK_CONTEXT, hi)
+        price = trades["price"].to_numpy()
+        flows = trade_metrics(bucket_labels(trades["timestamp"].array.asi8, self.width), price,
+                              trades["volume"].to_numpy(), tick_rule(price), grid)
+        alive = ~np.isnan(sampled.get("midpoint", np.full(len(grid), np.nan))) | (flows["trade_count"] > 0)
+        for metric in flows:
+            flows[metric] = np.where(alive, flows[metric], np.nan)
+        volume = self.store.read_exchange_volume(name, since, hi)
+        position = self._sample_positions(volume.index.asi8, grid)
+        reported = np.where(position >= 0, volume.to_numpy()[np.maximum(position, 0)], np.nan) if len(volume) \
+            else np.full(len(grid), np.nan)
+        index = pd.DatetimeIndex(grid, tz="UTC")
+        exchange = Exchange.parse(name, extra_venues=(name.split("_")[0].lower(),))
+        series = {**sampled, **flows, "exchange_volume": reported}
+        values = {SeriesKey(exchange, self.bucket, metric): pd.Series(v, index=index) for metric, v in series.items()}
+        return values, len(times), parsed, bad
+
+    def _sample_positions(self, times: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        """For each bucket end, the position of the last observation at or before it and fresh enough, or -1."""
+        position = np.searchsorted(times, grid, side="right") - 1
+        fresh = position >= 0
+        fresh[fresh] = times[position[fresh]] >= grid[fresh] - self.staleness.value
+        return np.where(fresh, position, -1)
+
+    def _sample_books(self, times: np.ndarray, bids: list, asks: list, grid: np.ndarray):
+        alive = np.ones(len(times), dtype=bool)
+        bad: dict[str, int] = {}
+        while True:
+            kept = np.flatnonzero(alive)
+            position = self._sample_positions(times[kept], grid)
+            chosen, slot = np.unique(kept[position[position >= 0]], return_inverse=True)
+            try:
+                books = BookBatch.from_json(pd.DatetimeIndex(times[chosen], tz="UTC"),
+                                            [bids[i] for i in chosen], [asks[i] for i in chosen])
+            except DataValidationError as error:
+                alive[chosen[error.row]] = False
+                bad[error.rule] = bad.get(error.rule, 0) + 1
+                continue
+            invalid = books.invalid_rows()
+            if invalid.empty:
+                break
+            alive[chosen[invalid.index.to_numpy()]] = False
+            for rule, count in invalid.value_counts().items():
+                bad[rule] = bad.get(rule, 0) + int(count)
+        metrics = book_metrics(books, depths=self.depths, slippages=self.slippages)
+        has = position >= 0
+        sampled = {}
+        for metric, values in metrics.items():
+            full = np.full(len(grid), np.nan)
+            full[has] = values[slot]
+            sampled[metric] = full
+        return sampled, len(chosen), bad
