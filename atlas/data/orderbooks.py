@@ -109,7 +109,7 @@ class BookBatch:
     @classmethod
     def from_levels(cls, times, bids: Sequence[Sequence], asks: Sequence[Sequence]) -> BookBatch:
         """Builds a batch from Python levels, ``(price, volume[, order_id])`` per level; sorts each side."""
-        return cls(pd.DatetimeIndex(times), _side_from_levels(bids, descending=True),
+        return cls(_ns(times), _side_from_levels(bids, descending=True),
                    _side_from_levels(asks, descending=False))
 
     @classmethod
@@ -119,7 +119,7 @@ class BookBatch:
         Raises:
             DataValidationError: a text is not JSON levels (rule ``malformed_json``), naming its row.
         """
-        return cls(pd.DatetimeIndex(times), _decode_side(bids, "bids", descending=True),
+        return cls(_ns(times), _decode_side(bids, "bids", descending=True),
                    _decode_side(asks, "asks", descending=False))
 
     def to_json(self) -> tuple[list[str], list[str]]:
@@ -164,6 +164,11 @@ class BookBatch:
             raise DataValidationError(msg, rule=rule, row=row)
 
 
+def _ns(times) -> pd.DatetimeIndex:
+    index = pd.DatetimeIndex(times)
+    return index.as_unit("ns")
+
+
 def _side_from_levels(levels: Sequence[Sequence], *, descending: bool) -> BookSide:
     counts = np.fromiter((len(book) for book in levels), dtype=np.int64, count=len(levels))
     flat = list(chain.from_iterable(levels))
@@ -196,7 +201,7 @@ def _decode_side(texts: Sequence[str], side: str, *, descending: bool) -> BookSi
             raise ValueError
         counts = np.fromiter(map(len, books), dtype=np.int64, count=len(books))
         flat = list(chain.from_iterable(books))
-        if not all(type(level) is list and len(level) >= 2 for level in flat):
+        if flat and (set(map(type, flat)) != {list} or min(map(len, flat)) < 2):
             raise ValueError
         price = np.array([level[0] for level in flat], dtype=np.float64)
         volume = np.array([level[1] for level in flat], dtype=np.float64)

@@ -29,11 +29,31 @@ def _sum(rows: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, weights=weights, minlength=n).astype(np.float64, copy=False)
 
 
+def _volume_before(side: BookSide, rows: np.ndarray) -> np.ndarray:
+    """The volume on better levels than each level, summed within its snapshot only.
+
+    A running sum over all snapshots minus each snapshot's start would lose precision as the total grows, so the
+    levels are laid out as a matrix (a block of snapshots at a time) and summed along each row.
+    """
+    counts = side.counts
+    out = np.empty_like(side.volume)
+    if not len(out):
+        return out
+    columns = np.arange(len(out)) - np.repeat(side.offsets[:-1], counts)
+    width = int(counts.max())
+    block = max(1, 4_000_000 // width)
+    for first in range(0, len(counts), block):
+        last = min(len(counts), first + block)
+        a, b = side.offsets[first], side.offsets[last]
+        matrix = np.zeros((last - first, width))
+        matrix[rows[a:b] - first, columns[a:b]] = side.volume[a:b]
+        out[a:b] = np.cumsum(matrix, axis=1)[rows[a:b] - first, columns[a:b]]
+    return out - side.volume
+
+
 def _depth_price(side: BookSide, rows: np.ndarray, n: int, depth: float) -> np.ndarray:
     volume = side.volume
-    cumulative = np.cumsum(volume)
-    start = np.where(side.offsets[:-1] > 0, cumulative[np.maximum(side.offsets[:-1] - 1, 0)], 0.0)
-    before = cumulative - volume - start[rows]
+    before = _volume_before(side, rows)
     fill = np.clip(depth - before, 0.0, volume)
     cost = _sum(rows, side.price * fill, n)
     filled = _sum(rows, fill, n)

@@ -42,13 +42,22 @@ def write_values(conn: Connection, values: dict[SeriesKey, pd.Series]) -> int:
     if not values:
         return 0
     ids = series_ids(conn, list(values), create=True)
+    texts: dict = {}  # series of one exchange share their bucket index: format it once
     frame = pd.DataFrame({
         "series_id": np.concatenate([np.full(len(v), ids[k.name], dtype=np.int64) for k, v in values.items()]),
-        "bucket": np.concatenate([sql_times(v.index) for v in values.values()]),
+        "bucket": np.concatenate([_times(v.index, texts) for v in values.values()]),
         "value": np.concatenate([v.to_numpy(dtype=np.float64) for v in values.values()]),
     })
     insert_frame(conn, schema.metric, frame, conflict="update", keys=("series_id", "bucket"), update=("value",))
     return len(frame)
+
+
+def _times(index: pd.DatetimeIndex, cache: dict) -> np.ndarray:
+    key = (len(index), index[0], index[-1]) if len(index) else None
+    hit = cache.get(key)
+    if hit is None or not hit[0].equals(index):
+        hit = cache[key] = (index, sql_times(index))
+    return hit[1]
 
 
 def read_values(conn: Connection, name: str, start=None, end=None) -> pd.Series:

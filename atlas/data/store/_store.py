@@ -179,6 +179,7 @@ class MarketStore:
             skipped = invalid.value_counts().to_dict()
             keep = pd.Index(range(len(books))).difference(invalid.index)
             books = books.take(keep.to_numpy())
+        _require_utc(books.times, "order book")
         books.validate()
         if len(books):
             with self.atomic() as conn:
@@ -211,6 +212,7 @@ class MarketStore:
             if bad.any():
                 skipped["invalid_trade"] = int(bad.sum())
                 trades = trades.loc[~bad]
+        _require_utc(trades["timestamp"], "trade")
         _market.check_trades(trades)
         if trades.empty:
             return WriteReport(0, skipped)
@@ -236,6 +238,7 @@ class MarketStore:
         """Stores an exchange's reported (24-hour) volume, a Series indexed by UTC time."""
         self._check_writable()
         exchange = Exchange.parse(exchange)
+        _require_utc(volume.index, "exchange volume")
         values = volume.to_numpy(dtype=float)
         if (~(values >= 0)).any():
             row = int((~(values >= 0)).nonzero()[0][0])
@@ -331,6 +334,14 @@ class MarketStore:
 
 def _venue(exchange) -> tuple[str, ...]:
     return () if isinstance(exchange, Exchange) else (str(exchange).split("_")[0].lower(),)
+
+
+def _require_utc(times, what: str) -> None:
+    index = pd.DatetimeIndex(times)
+    if len(index) and index.tz is None:
+        msg = (f"{what} timestamps are naive (no time zone), e.g. row 0: {index[0]}; the store keeps UTC and does not "
+               f"guess zones: convert them with atlas.data.timestamps.to_utc(values, tz=...) first")
+        raise DataValidationError(msg, rule="naive_timestamp", row=0)
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

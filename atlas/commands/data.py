@@ -1,0 +1,124 @@
+"""``atlas data``: simulate, import, compute metrics, inspect and export market data."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from atlas.commands._common import numbers, open_store, split_list, store_option
+from atlas.commands.data_import import import_group
+
+
+@click.group()
+def data() -> None:
+    """Market data: the store, the simulator, importers and the metric pipeline."""
+
+
+data.add_command(import_group)
+
+
+@data.command()
+@click.option("--days", type=float, default=14.0, show_default=True, help="How many days to simulate.")
+@click.option("--exchanges", default="bitstamp,itbit,coinbase", show_default=True,
+              help="Comma-separated exchanges; the first leads the others.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--signal", type=float, default=0.0, show_default=True,
+              help="Correlation of a follower's next-bucket return with the leader's current one (0: none).")
+@click.option("--start", default="2024-01-01", show_default=True, help="First day (UTC).")
+@click.option("--lag", default="1min", show_default=True, help="How far the followers lag the leader.")
+@click.option("--snapshot-interval", default="10s", show_default=True, help="Time between order-book snapshots.")
+@click.option("--levels", type=int, default=20, show_default=True, help="Order-book levels a side.")
+@store_option
+def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, levels, store_url) -> None:
+    """Simulate several exchanges trading BTC/USD into the store, seeded and deterministic."""
+    from atlas.data.simulator import MarketSimulator, SimulatorConfig
+
+    config = SimulatorConfig(exchanges=tuple(split_list(exchanges) or ()), days=days, seed=seed, signal=signal,
+                             start=start, lag=lag, snapshot_interval=snapshot_interval, levels=levels)
+    simulator = MarketSimulator(config)
+    with open_store(store_url) as store:
+        report = simulator.simulate_into(store, progress=sys.stderr.isatty())
+    click.echo(str(report))
+    click.echo(f"lead-lag: {config.lead_lag_text()}")
+    click.echo(f"best directional accuracy any model can reach on a follower's next {config.bucket} return: "
+               f"{simulator.best_accuracy():.3f} (theory {simulator.theoretical_accuracy():.3f})")
+
+
+@data.command()
+@click.option("--bucket", default="1min", show_default=True, help="Bucket width: 1min, 5min, 10min, 1h, or any "
+              "fixed pandas offset.")
+@click.option("--exchanges", default=None, help="Comma-separated exchanges [default: all with data].")
+@click.option("--depths", default="0,1,5", show_default=True, help="Market-order sizes (base units) for bid, ask "
+              "and midpoint at depth; 0 is the top of book.")
+@click.option("--slippages", default="0,10,50", show_default=True, help="Distances from the best price (quote "
+              "units) for bid/ask strength and imbalance.")
+@click.option("--start", default=None, help="Recompute from this time on (overwrites stored values).")
+@click.option("--end", default=None, help="Compute no bucket after this time.")
+@store_option
+def metrics(bucket, exchanges, depths, slippages, start, end, store_url) -> None:
+    """Bucket order books and trades into metric series; only buckets not yet computed."""
+    from atlas.data.metrics import MetricPipeline
+
+    with open_store(store_url) as store:
+        pipeline = MetricPipeline(store, bucket=bucket, depths=numbers(depths, "--depths"),
+                                  slippages=numbers(slippages, "--slippages"))
+        reports = pipeline.run(split_list(exchanges), start=start, end=end, progress=sys.stderr.isatty())
+    for r in reports:
+        span = f"{r.first} .. {r.last}" if r.buckets else "already up to date"
+        skipped = f", skipped {r.skipped}" if r.skipped else ""
+        click.echo(f"{r.exchange} {r.bucket}: {r.buckets:,} buckets ({span}), {r.values:,} values, "
+                   f"{r.snapshots_read:,} snapshots read, {r.snapshots_parsed:,} parsed{skipped}, {r.seconds:.1f} s")
+
+
+@data.command()
+@click.option("--series/--no-series", "show_series", default=True, show_default=True,
+              help="List every metric series, or only the market tables.")
+@store_option
+def info(show_series, store_url) -> None:
+    """What the store holds: per exchange and series, first and last bucket, missing buckets, coverage."""
+    import pandas as pd
+
+    with open_store(store_url) as store:
+        market = store.summary()
+        series = store.series_summary() if show_series else None
+    if market.empty and (series is None or series.empty):
+        click.echo(f"The store at {store.url} is empty: try `atlas data simulate` or `atlas data import`.")
+        return
+    with pd.option_context("display.width", 200, "display.max_rows", 10_000, "display.max_columns", 20):
+        if not market.empty:
+            click.echo("Market tables")
+            click.echo(market.to_string(index=False))
+        if series is not None and not series.empty:
+            click.echo("\nMetric series")
+            shown = series.assign(coverage=(series["coverage"] * 100).map("{:.1f}%".format))
+            click.echo(shown[["series", "first", "last", "values", "missing", "coverage"]].to_string(index=False))
+
+
+@data.command("series")
+@click.argument("name")
+@click.option("--start", default=None, help="First bucket (UTC), inclusive.")
+@click.option("--end", default=None, help="Last bucket (UTC), inclusive.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File to write [default: "
+              "standard output; parquet needs a file].")
+@store_option
+def series_command(name, start, end, fmt, output, store_url) -> None:
+    """Read one metric series out, e.g. bitstamp_btc_usd.1min.midpoint."""
+    from atlas.data.timestamps import utc_timestamp
+
+    start = utc_timestamp(start, what="--start") if start else None
+    end = utc_timestamp(end, what="--end") if end else None
+    with open_store(store_url) as store:
+        values = store.read_series(name, start, end)
+    frame = values.rename("value").to_frame()
+    if fmt == "parquet":
+        if output is None:
+            raise click.UsageError("--format parquet writes a binary file: give --output FILE")
+        frame.to_parquet(output)
+    elif fmt == "json":
+        text = frame.reset_index().to_json(orient="records", date_format="iso", lines=True)
+        click.echo(text, nl=False) if output is None else open(output, "w").write(text)
+    else:
+        text = frame.to_csv()
+        click.echo(text, nl=False) if output is None else open(output, "w").write(text)

@@ -1,0 +1,105 @@
+"""``atlas data import``: a GDS database, CSV or Parquet trades and bars, and ob-analytics' Bitstamp events."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from atlas.commands._common import mapping, open_store, split_list, store_option
+
+_tz = click.option("--tz", default=None, help="Zone that naive timestamps were written in, e.g. UTC. Atlas stores "
+                   "UTC and refuses to guess.")
+_unit = click.option("--unit", type=click.Choice(["s", "ms", "us", "ns"]), default=None,
+                     help="Numeric timestamps are this unit since the Unix epoch.")
+_map = click.option("--map", "columns", default=None, metavar="ATLAS=FILE,...",
+                    help="Column mapping, Atlas name = file name, e.g. timestamp=time,price=px.")
+_venue = click.option("--new-venue", "new_venue", is_flag=True, default=False,
+                      help="Accept a venue Atlas does not know (e.g. cme for cme_es_usd).")
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import market data into the store. A failed import leaves the store as it was."""
+
+
+@import_group.command("gds")
+@click.option("--url", required=True, help="SQLAlchemy URL of the Gryphon Data Service database.")
+@click.option("--start", default=None, help="Copy from this time (UTC), exclusive.")
+@click.option("--end", default=None, help="Copy up to this time (UTC), inclusive.")
+@click.option("--exchanges", default=None, help="Comma-separated exchanges [default: all].")
+@click.option("--skip-invalid", is_flag=True, help="Skip rows that break a rule (counted) instead of failing.")
+@store_option
+def import_gds_command(url, start, end, exchanges, skip_invalid, store_url) -> None:
+    """Copy a time range of a GDS database (orderbook, trade, exchange_volume) into the store.
+
+    To read a GDS database in place instead, set ATLAS_GDS_URL to it: market tables are then read from it and
+    only metric series are written to the store.
+    """
+    from atlas.data.importers import import_gds
+
+    with open_store(store_url) as store:
+        report = import_gds(store, url, start=start, end=end, exchanges=split_list(exchanges),
+                            on_invalid="skip" if skip_invalid else "raise", progress=sys.stderr.isatty())
+    click.echo(str(report))
+
+
+@import_group.command("trades")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--exchange", required=True, help="e.g. bitstamp, or bitstamp_btc_eur.")
+@_map
+@_tz
+@_unit
+@click.option("--skip-invalid", is_flag=True, help="Skip rows that break a rule (counted) instead of failing.")
+@click.option("--skip-existing", is_flag=True, help="Skip trades already in the store instead of failing.")
+@_venue
+@store_option
+def import_trades_command(path, exchange, columns, tz, unit, skip_invalid, skip_existing, new_venue,
+                          store_url) -> None:
+    """Import trades from a CSV or Parquet file: timestamp, price, volume[, exchange_trade_id]."""
+    from atlas.data.importers import import_trades
+
+    with open_store(store_url) as store:
+        report = import_trades(store, path, exchange=exchange, columns=mapping(columns), tz=tz, unit=unit,
+                               on_invalid="skip" if skip_invalid else "raise",
+                               on_duplicate="skip" if skip_existing else "raise", new_venue=new_venue)
+    click.echo(str(report))
+
+
+@import_group.command("bars")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--exchange", required=True, help="e.g. bitstamp.")
+@click.option("--bucket", required=True, help="The bars' width, e.g. 30min, 1h.")
+@click.option("--label", type=click.Choice(["start", "end"]), default="start", show_default=True,
+              help="Whether a bar's timestamp is its start or its end (Atlas labels buckets by their end).")
+@_map
+@_tz
+@_unit
+@_venue
+@store_option
+def import_bars_command(path, exchange, bucket, label, columns, tz, unit, new_venue, store_url) -> None:
+    """Import OHLCV bars from a CSV or Parquet file as metric series open, high, low, close, volume."""
+    from atlas.data.importers import import_bars
+
+    with open_store(store_url) as store:
+        report = import_bars(store, path, exchange=exchange, bucket=bucket, columns=mapping(columns), label=label,
+                             tz=tz, unit=unit, new_venue=new_venue)
+    click.echo(str(report))
+
+
+@import_group.command("ob-analytics")
+@click.argument("path", required=False, type=click.Path(exists=True))
+@click.option("--exchange", default="bitstamp", show_default=True)
+@click.option("--interval", default="1s", show_default=True, help="Time between rebuilt snapshots.")
+@click.option("--levels", type=int, default=100, show_default=True, help="Price levels kept a side.")
+@store_option
+def import_ob_analytics_command(path, exchange, interval, levels, store_url) -> None:
+    """Rebuild order-book snapshots from ob-analytics' Bitstamp order events, and import its trades.
+
+    PATH is a folder with orders.csv.gz and trades.csv [default: the sample bundled with ob-analytics 0.1.0].
+    """
+    from atlas.data.importers import import_ob_analytics
+
+    with open_store(store_url) as store:
+        report = import_ob_analytics(store, path, exchange=exchange, interval=interval, levels=levels)
+    click.echo(str(report))
