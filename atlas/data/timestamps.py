@@ -32,15 +32,19 @@ def to_utc(values: Iterable | pd.Series | pd.Index, *, tz: str | None = None, un
     Raises:
         DataValidationError: a value is not a timestamp, or is naive and no ``tz`` was given.
     """
-    series = values if isinstance(values, (pd.Series, pd.Index)) else pd.Index(list(values) if not
-                                                                              isinstance(values, np.ndarray) else values)
+    if isinstance(values, (pd.Series, pd.Index)):
+        series = values
+    else:
+        series = pd.Index(values if isinstance(values, np.ndarray) else list(values))
     try:
         if unit is not None:
             index = pd.DatetimeIndex(pd.to_datetime(np.asarray(series), unit=unit, utc=True))
         elif isinstance(series.dtype, pd.DatetimeTZDtype):
             index = pd.DatetimeIndex(series).tz_convert("UTC")
         else:
-            parsed = pd.to_datetime(series, format="ISO8601") if series.dtype == object else pd.to_datetime(series)
+            text = pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.infer_dtype(series) in (
+                "datetime", "datetime64", "date")
+            parsed = pd.to_datetime(series, format="ISO8601") if text else pd.to_datetime(series)
             index = pd.DatetimeIndex(parsed)
             if index.tz is None:
                 if tz is None:

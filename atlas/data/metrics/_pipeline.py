@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,12 +141,16 @@ class MetricPipeline:
             return sorted(extent)
         chosen = []
         for given in exchanges:
-            exchange = Exchange.parse(given, extra_venues=(str(given).split("_")[0].lower(),))
-            if exchange.name not in extent:
-                stored = ", ".join(sorted(extent)) or "none: import or simulate data first"
-                msg = f"the store has no market data for {exchange.name}; exchanges with data: {stored}"
-                raise MissingDataError(msg)
-            chosen.append(exchange.name)
+            as_stored = Exchange.parse(given, extra_venues=(str(given).split("_")[0].lower(),)).name
+            if as_stored in extent:  # even a venue Atlas does not know, once its data is in the store
+                chosen.append(as_stored)
+                continue
+            name = Exchange.parse(given).name  # an unknown venue: did you mean ...
+            close = difflib.get_close_matches(name, list(extent), n=2, cutoff=0.85)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            stored = ", ".join(sorted(extent)) or "none: import or simulate data first"
+            msg = f"the store has no market data for {name}; {hint}exchanges with data: {stored}"
+            raise MissingDataError(msg)
         return chosen
 
     def _plan(self, name: str, extent, start, end) -> tuple[str, np.ndarray, bool]:
