@@ -14,7 +14,8 @@ def open_store(store_url: str | None):
     from atlas.data import MarketStore
 
     settings = Settings.from_env()
-    return MarketStore(store_url or settings.store.url, gds_url=settings.store.gds_url)
+    return MarketStore(store_url or settings.store.url, gds_url=settings.store.gds_url,
+                       extra_venues=settings.store.extra_venues)
 
 
 def split_list(value: str | None) -> list[str] | None:

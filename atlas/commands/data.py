@@ -24,7 +24,8 @@ data.add_command(import_group)
               help="Comma-separated exchanges; the first leads the others.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--signal", type=float, default=0.0, show_default=True,
-              help="Correlation of a follower's next-bucket return with the leader's current one (0: none).")
+              help="How predictable a follower's next-bucket return is: the correlation of the best prediction "
+              "with it; with the default lag of one bucket, the correlation with the leader's last return. 0: none.")
 @click.option("--start", default="2024-01-01", show_default=True, help="First day (UTC).")
 @click.option("--lag", default="1min", show_default=True, help="How far the followers lag the leader.")
 @click.option("--snapshot-interval", default="10s", show_default=True, help="Time between order-book snapshots.")
@@ -34,7 +35,12 @@ def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, level
     """Simulate several exchanges trading BTC/USD into the store, seeded and deterministic."""
     from atlas.data.simulator import MarketSimulator, SimulatorConfig
 
-    config = SimulatorConfig(exchanges=tuple(split_list(exchanges) or ()), days=days, seed=seed, signal=signal,
+    from atlas.config import Settings
+    from atlas.data import Exchange
+
+    venues = Settings.from_env().store.extra_venues
+    names = tuple(Exchange.parse(name, extra_venues=venues) for name in split_list(exchanges) or ())
+    config = SimulatorConfig(exchanges=names, days=days, seed=seed, signal=signal,
                              start=start, lag=lag, snapshot_interval=snapshot_interval, levels=levels)
     simulator = MarketSimulator(config)
     with open_store(store_url) as store:

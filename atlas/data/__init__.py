@@ -3,7 +3,9 @@
 from atlas.data.buckets import parse_width, width_name
 from atlas.data.exchanges import KNOWN_VENUES, Exchange
 from atlas.data.orderbooks import BookBatch, BookSide
+from atlas.data.metrics import MetricPipeline, PipelineReport
 from atlas.data.series import SeriesKey, metric_name
+from atlas.data.simulator import MarketSimulator, SimulationReport, SimulatorConfig
 from atlas.data.store import MarketStore, WriteReport
 
 __all__ = [
@@ -11,8 +13,13 @@ __all__ = [
     "BookBatch",
     "BookSide",
     "Exchange",
+    "MarketSimulator",
     "MarketStore",
+    "MetricPipeline",
+    "PipelineReport",
     "SeriesKey",
+    "SimulationReport",
+    "SimulatorConfig",
     "WriteReport",
     "metric_name",
     "parse_width",

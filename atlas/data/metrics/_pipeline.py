@@ -141,7 +141,7 @@ class MetricPipeline:
             return sorted(extent)
         chosen = []
         for given in exchanges:
-            as_stored = Exchange.parse(given, extra_venues=(str(given).split("_")[0].lower(),)).name
+            as_stored = _stored(given).name
             if as_stored in extent:  # even a venue Atlas does not know, once its data is in the store
                 chosen.append(as_stored)
                 continue
@@ -162,7 +162,7 @@ class MetricPipeline:
         if start is not None:
             lo = max(lo, -((-utc_timestamp(start, what="start").value) // w) * w)
         else:
-            mark = self.store.watermark(name, self.bucket)
+            mark = self.store.watermark(_stored(name), self.bucket)
             if mark is not None:
                 lo = max(lo, mark.value + w)
         if end is not None:
@@ -174,15 +174,16 @@ class MetricPipeline:
 
     def _run_one(self, name: str, grid: np.ndarray, advance: bool, bar) -> PipelineReport:
         began = time.perf_counter()
+        exchange = _stored(name)
         totals = {"values": 0, "read": 0, "parsed": 0}
         skipped: dict[str, int] = {}
         for offset in range(0, len(grid), self.chunk_buckets):
             part = grid[offset:offset + self.chunk_buckets]
-            values, read, parsed, bad = self._compute(name, part)
+            values, read, parsed, bad = self._compute(exchange, part)
             with self.store.atomic():
                 totals["values"] += self.store.write_series(values)
                 if advance:
-                    self.store.set_watermark(name, self.bucket, pd.Timestamp(int(part[-1]), tz="UTC"))
+                    self.store.set_watermark(exchange, self.bucket, pd.Timestamp(int(part[-1]), tz="UTC"))
             totals["read"] += read
             totals["parsed"] += parsed
             for rule, count in bad.items():
@@ -193,24 +194,23 @@ class MetricPipeline:
         return PipelineReport(name, self.bucket, len(grid), totals["values"], totals["read"], totals["parsed"],
                               skipped, stamp(0), stamp(-1), time.perf_counter() - began)
 
-    def _compute(self, name: str, grid: np.ndarray):
+    def _compute(self, exchange: Exchange, grid: np.ndarray):
         lo, hi = pd.Timestamp(int(grid[0]), tz="UTC"), pd.Timestamp(int(grid[-1]), tz="UTC")
         since = lo - self.staleness - pd.Timedelta(1, "ns")
-        times, bids, asks = self.store.read_orderbook_text(name, since, hi)
+        times, bids, asks = self.store.read_orderbook_text(exchange, since, hi)
         sampled, parsed, bad = self._sample_books(times.asi8, bids, asks, grid)
-        trades = self.store.read_trades(name, lo - self.width - _TICK_CONTEXT, hi)
+        trades = self.store.read_trades(exchange, lo - self.width - _TICK_CONTEXT, hi)
         price = trades["price"].to_numpy()
         flows = trade_metrics(bucket_labels(trades["timestamp"].array.asi8, self.width), price,
                               trades["volume"].to_numpy(), tick_rule(price), grid)
         alive = ~np.isnan(sampled.get("midpoint", np.full(len(grid), np.nan))) | (flows["trade_count"] > 0)
         for metric in flows:
             flows[metric] = np.where(alive, flows[metric], np.nan)
-        volume = self.store.read_exchange_volume(name, since, hi)
+        volume = self.store.read_exchange_volume(exchange, since, hi)
         position = self._sample_positions(volume.index.asi8, grid)
         reported = np.where(position >= 0, volume.to_numpy()[np.maximum(position, 0)], np.nan) if len(volume) \
             else np.full(len(grid), np.nan)
         index = pd.DatetimeIndex(grid, tz="UTC")
-        exchange = Exchange.parse(name, extra_venues=(name.split("_")[0].lower(),))
         series = {**sampled, **flows, "exchange_volume": reported}
         values = {SeriesKey(exchange, self.bucket, metric): pd.Series(v, index=index) for metric, v in series.items()}
         return values, len(times), parsed, bad
@@ -250,3 +250,8 @@ class MetricPipeline:
             full[has] = values[slot]
             sampled[metric] = full
         return sampled, len(chosen), bad
+
+
+def _stored(name: str) -> Exchange:
+    """An exchange named as in the store: its venue was accepted when its data was written."""
+    return Exchange.parse(name, extra_venues=(str(name).split("_")[0].lower(),))

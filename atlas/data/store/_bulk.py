@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
+from sqlalchemy.exc import IntegrityError
 
 _SQL_TIME_UNIT = "us"
 
@@ -78,7 +79,16 @@ def _conflict_clause(conflict: str | None, keys: Sequence[str], update: Sequence
 def _copy_postgres(conn: Connection, name: str, quoted: str, frame: pd.DataFrame, clause: str) -> None:
     payload = io.StringIO()
     frame.to_csv(payload, index=False, header=False, na_rep="")
+    import psycopg
+
     raw = conn.connection.driver_connection
+    try:
+        _copy(raw, name, quoted, payload, clause)
+    except psycopg.errors.IntegrityError as error:  # raised by the raw cursor: give it SQLAlchemy's type
+        raise IntegrityError(f"COPY {name}", None, error) from error
+
+
+def _copy(raw, name: str, quoted: str, payload: io.StringIO, clause: str) -> None:
     with raw.cursor() as cursor:
         target = name
         if clause:

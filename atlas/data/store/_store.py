@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import make_url
 
 from atlas.config import Settings
@@ -19,7 +20,7 @@ from atlas.data.orderbooks import BookBatch
 from atlas.data.series import SeriesKey
 from atlas.data.store import _market, _series
 from atlas.data.store import _schema as schema
-from atlas.exceptions import ConfigError, DataValidationError, StoreError
+from atlas.exceptions import ConfigError, DataValidationError, StoreError, UnknownExchangeError
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,12 @@ class MarketStore:
     Args:
         url: SQLAlchemy URL of the Atlas store.
         gds_url: optional URL of a GDS database to read market data from in place (read only).
+        extra_venues: venues accepted beside the built-in ones (``ATLAS_EXTRA_VENUES``), e.g. ``("cme",)``.
     """
 
-    def __init__(self, url: str, *, gds_url: str | None = None) -> None:
+    def __init__(self, url: str, *, gds_url: str | None = None, extra_venues: tuple[str, ...] = ()) -> None:
         self.url = url
+        self.extra_venues = tuple(v.lower() for v in extra_venues)
         self.engine = _engine(url)
         self.gds_engine = _engine(gds_url) if gds_url else None
         self._active: contextvars.ContextVar[Connection | None] = contextvars.ContextVar("atlas_tx", default=None)
@@ -93,7 +96,7 @@ class MarketStore:
     def from_settings(cls, settings: Settings | None = None) -> MarketStore:
         """The store that the settings (``ATLAS_STORE_URL``, ``ATLAS_GDS_URL``) point at."""
         settings = settings or Settings.from_env()
-        return cls(settings.store.url, gds_url=settings.store.gds_url)
+        return cls(settings.store.url, gds_url=settings.store.gds_url, extra_venues=settings.store.extra_venues)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -155,6 +158,16 @@ class MarketStore:
             last_timestamp=last.tz_convert("UTC").tz_localize(None).to_pydatetime()))
         _series.lower_watermarks(conn, exchange.name, first)
 
+    def _stored_exchange(self, exchange: str | Exchange) -> Exchange:
+        """An exchange to read: a known venue, or one whose data is in the store (imported as a new venue)."""
+        try:
+            return Exchange.parse(exchange, extra_venues=self.extra_venues)
+        except UnknownExchangeError:
+            own = Exchange.parse(exchange, extra_venues=(str(exchange).split("_")[0].lower(),))
+            if own.name in self.summary()["exchange"].tolist():
+                return own
+            raise
+
     # market data --------------------------------------------------------------------------------------------
 
     def write_orderbooks(self, exchange: str | Exchange, books: BookBatch, *, on_invalid: str = "raise",
@@ -171,7 +184,7 @@ class MarketStore:
             DataValidationError: a snapshot breaks a rule and ``on_invalid="raise"``.
         """
         self._check_writable()
-        exchange = Exchange.parse(exchange)
+        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
         _check_choice("on_invalid", on_invalid, ("raise", "skip"))
         skipped: dict[str, int] = {}
         if on_invalid == "skip":
@@ -199,7 +212,7 @@ class MarketStore:
             DataValidationError: a row breaks a rule, or a trade is already stored, and the option says raise.
         """
         self._check_writable()
-        exchange = Exchange.parse(exchange)
+        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
         _check_choice("on_invalid", on_invalid, ("raise", "skip"))
         _check_choice("on_duplicate", on_duplicate, ("raise", "skip"))
         missing = {"timestamp", "price", "volume", "exchange_trade_id"} - set(trades.columns)
@@ -219,15 +232,25 @@ class MarketStore:
         with self.atomic() as conn:
             if on_duplicate == "raise":
                 ids = trades["exchange_trade_id"].astype(str).tolist()
-                existing = _market.existing_trade_ids(conn, exchange, ids)
+                existing = _market.existing_trade_ids(conn, exchange, trades)
                 if existing:
                     row = ids.index(existing[0])
                     msg = (f"trade row {row} (exchange_trade_id {existing[0]!r}) is already in the store for "
                            f"{exchange.name}, as are {len(existing) - 1} more (rule duplicate_trade); nothing was "
                            f"written. Re-importing? Pass on_duplicate='skip' (--skip-existing)")
                     raise DataValidationError(msg, rule="duplicate_trade", row=row)
-            written = _market.write_trades(conn, exchange, trades, source=source,
-                                           skip_existing=on_duplicate == "skip")
+            try:
+                written = _market.write_trades(conn, exchange, trades, source=source,
+                                               skip_existing=on_duplicate == "skip")
+            except IntegrityError:  # the same id stored at another time: name it from a fresh connection
+                ids = trades["exchange_trade_id"].astype(str).tolist()
+                with self.engine.connect() as fresh:
+                    existing = _market.stored_trade_ids(fresh, exchange, ids) or ["?"]
+                row = ids.index(existing[0]) if existing[0] in ids else None
+                msg = (f"trade row {row} (exchange_trade_id {existing[0]!r}) is already in the store for "
+                       f"{exchange.name} at another time (rule duplicate_trade); nothing was written. "
+                       f"Re-importing? Pass on_duplicate='skip' (--skip-existing)")
+                raise DataValidationError(msg, rule="duplicate_trade", row=row) from None
             if written:
                 self._log(conn, exchange, "trade", pd.DatetimeIndex(trades["timestamp"]), source)
         if len(trades) - written:
@@ -237,7 +260,7 @@ class MarketStore:
     def write_exchange_volume(self, exchange: str | Exchange, volume: pd.Series, *, source: str = "import") -> int:
         """Stores an exchange's reported (24-hour) volume, a Series indexed by UTC time."""
         self._check_writable()
-        exchange = Exchange.parse(exchange)
+        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
         _require_utc(volume.index, "exchange volume")
         values = volume.to_numpy(dtype=float)
         if (~(values >= 0)).any():
@@ -254,7 +277,7 @@ class MarketStore:
     def read_orderbook_text(self, exchange, start=None, end=None) -> tuple[pd.DatetimeIndex, list, list]:
         """Snapshots with ``start < timestamp <= end`` as stored: times and the GDS JSON of each side."""
         with self._market_read() as conn:
-            return _market.read_orderbook_text(conn, Exchange.parse(exchange, extra_venues=_venue(exchange)),
+            return _market.read_orderbook_text(conn, self._stored_exchange(exchange),
                                                start, end)
 
     def read_orderbooks(self, exchange, start=None, end=None) -> BookBatch:
@@ -264,11 +287,11 @@ class MarketStore:
     def read_trades(self, exchange, start=None, end=None) -> pd.DataFrame:
         """Trades with ``start < timestamp <= end``: timestamp, price, volume, exchange_trade_id."""
         with self._market_read() as conn:
-            return _market.read_trades(conn, Exchange.parse(exchange, extra_venues=_venue(exchange)), start, end)
+            return _market.read_trades(conn, self._stored_exchange(exchange), start, end)
 
     def read_exchange_volume(self, exchange, start=None, end=None) -> pd.Series:
         with self._market_read() as conn:
-            return _market.read_exchange_volume(conn, Exchange.parse(exchange, extra_venues=_venue(exchange)),
+            return _market.read_exchange_volume(conn, self._stored_exchange(exchange),
                                                 start, end)
 
     def summary(self) -> pd.DataFrame:
@@ -319,21 +342,17 @@ class MarketStore:
     def watermark(self, exchange: str | Exchange, width: str) -> pd.Timestamp | None:
         """The last bucket the metric pipeline has computed for ``exchange`` and ``width``."""
         with self._read() as conn:
-            return _series.get_watermark(conn, Exchange.parse(exchange, extra_venues=_venue(exchange)).name, width)
+            return _series.get_watermark(conn, self._stored_exchange(exchange).name, width)
 
     def set_watermark(self, exchange: str | Exchange, width: str, through: pd.Timestamp) -> None:
         with self.atomic() as conn:
-            _series.set_watermark(conn, Exchange.parse(exchange, extra_venues=_venue(exchange)).name, width,
+            _series.set_watermark(conn, self._stored_exchange(exchange).name, width,
                                   through)
 
     def data_version(self) -> int:
         """A number that grows with every write of market data (the newest ingest log id)."""
         with self._read() as conn:
             return _series.data_version(conn)
-
-
-def _venue(exchange) -> tuple[str, ...]:
-    return () if isinstance(exchange, Exchange) else (str(exchange).split("_")[0].lower(),)
 
 
 def _require_utc(times, what: str) -> None:
