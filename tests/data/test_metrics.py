@@ -215,3 +215,25 @@ def test_pipeline_errors_say_what_to_do(store):
     fill(store, [0], [100])
     with pytest.raises(MissingDataError, match="no market data for ITBIT_BTC_USD; exchanges with data: BITSTAMP"):
         MetricPipeline(store).run(["itbit"])
+
+
+@pytest.mark.parametrize("signal", [0.3, 0.0])
+def test_the_pipeline_recovers_the_planted_signal_from_the_store(tmp_path, signal):
+    from atlas.data import MarketSimulator, SimulatorConfig
+
+    store = MarketStore(f"sqlite:///{tmp_path / 'market.db'}")
+    simulator = MarketSimulator(SimulatorConfig(days=3, exchanges="bitstamp,itbit", seed=11, signal=signal,
+                                                snapshot_interval="20s", levels=10))
+    simulator.simulate_into(store)
+    MetricPipeline(store, bucket="1min", depths=(0,), slippages=()).run()
+    leader = np.log(store.read_series("bitstamp_btc_usd.1min.midpoint")).diff()
+    follower = np.log(store.read_series("itbit_btc_usd.1min.midpoint")).diff()
+    # the store's midpoints are the simulator's: the series is the truth the simulator states
+    truth = simulator.truth()
+    np.testing.assert_allclose(store.read_series("itbit_btc_usd.1min.midpoint").to_numpy(),
+                               truth["mid_itbit_btc_usd"].loc[follower.index].to_numpy(), rtol=1e-12)
+    correlation = leader.corr(follower.shift(-1))
+    if signal:
+        assert correlation == pytest.approx(signal, abs=0.05)
+    else:
+        assert abs(correlation) < 0.05

@@ -213,3 +213,13 @@ def test_a_database_without_gds_tables_is_refused(tmp_path):
     create_engine(empty).connect().close()
     with pytest.raises(StoreError, match="lacks the tables"):
         MarketStore(f"sqlite:///{tmp_path / 'atlas.db'}", gds_url=empty)
+
+
+def test_a_stored_trade_id_at_another_time_is_a_duplicate_too(store):
+    store.write_trades("bitstamp", trades(2))
+    moved = trades(1, start=T0 + pd.Timedelta("1D"))  # id t0 again, a day later
+    with pytest.raises(DataValidationError, match=r"row 0 \(exchange_trade_id 't0'\) is already in the store .* "
+                                                  "at another time") as error:
+        store.write_trades("bitstamp", moved)
+    assert error.value.rule == "duplicate_trade"
+    assert len(store.read_trades("bitstamp")) == 2

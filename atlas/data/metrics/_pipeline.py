@@ -33,8 +33,8 @@ class PipelineReport:
         bucket: the bucket width's name.
         buckets: buckets computed (``0`` when the series were already up to date).
         values: metric values written.
-        snapshots_read: order-book snapshots read from the store.
-        snapshots_parsed: of those, the ones parsed: the last valid one at or before each bucket end.
+        snapshots_read: order-book snapshots in the range (their times are read).
+        snapshots_parsed: of those, the ones read and parsed: the last valid one at or before each bucket end.
         skipped: snapshots left out, by rule (``crossed_book``, ``malformed_json``, ...).
         first: the first bucket computed. last: the last one.
         seconds: wall time.
@@ -197,8 +197,8 @@ class MetricPipeline:
     def _compute(self, exchange: Exchange, grid: np.ndarray):
         lo, hi = pd.Timestamp(int(grid[0]), tz="UTC"), pd.Timestamp(int(grid[-1]), tz="UTC")
         since = lo - self.staleness - pd.Timedelta(1, "ns")
-        times, bids, asks = self.store.read_orderbook_text(exchange, since, hi)
-        sampled, parsed, bad = self._sample_books(times.asi8, bids, asks, grid)
+        ids, times = self.store.read_orderbook_times(exchange, since, hi)
+        sampled, parsed, bad = self._sample_books(ids, times.asi8, grid)
         trades = self.store.read_trades(exchange, lo - self.width - _TICK_CONTEXT, hi)
         price = trades["price"].to_numpy()
         flows = trade_metrics(bucket_labels(trades["timestamp"].array.asi8, self.width), price,
@@ -222,16 +222,22 @@ class MetricPipeline:
         fresh[fresh] = times[position[fresh]] >= grid[fresh] - self.staleness.value
         return np.where(fresh, position, -1)
 
-    def _sample_books(self, times: np.ndarray, bids: list, asks: list, grid: np.ndarray):
+    def _sample_books(self, ids: np.ndarray, times: np.ndarray, grid: np.ndarray):
+        """Reads and parses only the snapshots that buckets sample; a bad one is replaced by the one before it."""
         alive = np.ones(len(times), dtype=bool)
         bad: dict[str, int] = {}
+        sides: dict[int, tuple] = {}
         while True:
             kept = np.flatnonzero(alive)
             position = self._sample_positions(times[kept], grid)
             chosen, slot = np.unique(kept[position[position >= 0]], return_inverse=True)
+            missing = [i for i in ids[chosen].tolist() if i not in sides]
+            if missing:
+                sides |= dict(zip(missing, zip(*self.store.read_orderbook_sides(missing))))
+            texts = [sides[i] for i in ids[chosen].tolist()]
             try:
                 books = BookBatch.from_json(pd.DatetimeIndex(times[chosen], tz="UTC"),
-                                            [bids[i] for i in chosen], [asks[i] for i in chosen])
+                                            [t[0] for t in texts], [t[1] for t in texts])
             except DataValidationError as error:
                 alive[chosen[error.row]] = False
                 bad[error.rule] = bad.get(error.rule, 0) + 1

@@ -37,33 +37,42 @@ def parse_sql_times(values: Sequence) -> pd.DatetimeIndex:
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
 
-def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame, *, conflict: str | None = None,
+def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame | dict, *, conflict: str | None = None,
                  keys: Sequence[str] = (), update: Sequence[str] = ()) -> None:
     """Inserts every row of ``frame`` (columns named as the table's) in one statement.
 
     Args:
         conn: a connection inside a transaction.
         table: the target table.
-        frame: the rows; timestamp columns already as :func:`sql_times` text.
+        frame: the rows, a DataFrame or a dict of equally long columns (NumPy arrays are cheapest);
+            timestamp columns already as :func:`sql_times` text.
         conflict: ``None`` (a conflict raises), ``"nothing"`` (skip conflicting rows) or ``"update"``.
         keys: the unique columns that define a conflict.
         update: the columns to overwrite on conflict, with ``conflict="update"``.
     """
-    if frame.empty:
+    columns = list(frame.keys()) if isinstance(frame, dict) else list(frame.columns)
+    if not len(frame[columns[0]]):
         return
-    columns = list(frame.columns)
     name = conn.dialect.identifier_preparer.format_table(table)
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
     clause = _conflict_clause(conflict, keys, update)
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        rows = list(zip(*(frame[c].tolist() for c in columns)))
+        rows = list(zip(*(_values(frame[c]) for c in columns)))
         marks = ", ".join("?" * len(columns))
         conn.exec_driver_sql(f"INSERT INTO {name} ({quoted}) VALUES ({marks}) {clause}", rows)
     elif dialect == "postgresql":
-        _copy_postgres(conn, name, quoted, frame, clause)
+        _copy_postgres(conn, name, quoted, pd.DataFrame(frame), clause)
     else:
-        conn.execute(table.insert(), frame.to_dict("records"))
+        conn.execute(table.insert(), pd.DataFrame(frame).to_dict("records"))
+
+
+def _values(column) -> list:
+    if isinstance(column, np.ndarray):
+        return column.tolist()
+    if isinstance(column, pd.Series):
+        return column.tolist()
+    return list(column)
 
 
 def _conflict_clause(conflict: str | None, keys: Sequence[str], update: Sequence[str]) -> str:

@@ -114,6 +114,31 @@ def read_orderbook_text(conn: Connection, exchange: Exchange, start, end) -> tup
     return parse_sql_times(times), list(bids), list(asks)
 
 
+def read_orderbook_times(conn: Connection, exchange: Exchange, start, end) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Ids and times of the snapshots with ``start < timestamp <= end``, in time order (no JSON is read)."""
+    params = {"exchange": exchange.name}
+    sql = ("SELECT orderbook_id, timestamp FROM orderbook WHERE exchange = :exchange AND timestamp IS NOT NULL"
+           f"{_range_clause(start, end, params)} ORDER BY timestamp, orderbook_id")
+    rows = conn.execute(text(sql), params).all()
+    if not rows:
+        return np.array([], dtype=np.int64), pd.DatetimeIndex([], tz="UTC").as_unit("ns")
+    ids, times = zip(*rows)
+    return np.asarray(ids, dtype=np.int64), parse_sql_times(times)
+
+
+def read_orderbook_sides(conn: Connection, ids: np.ndarray) -> tuple[list, list]:
+    """The GDS JSON of the snapshots ``ids``, in the order given."""
+    found: dict[int, tuple] = {}
+    values = [int(i) for i in ids]
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        marks = ", ".join(f":i{k}" for k in range(len(chunk)))
+        params = {f"i{k}": v for k, v in enumerate(chunk)}
+        sql = f"SELECT orderbook_id, bids, asks FROM orderbook WHERE orderbook_id IN ({marks})"
+        found |= {row[0]: (row[1], row[2]) for row in conn.execute(text(sql), params).all()}
+    return [found[i][0] for i in values], [found[i][1] for i in values]
+
+
 def read_trades(conn: Connection, exchange: Exchange, start, end) -> pd.DataFrame:
     """Trades with ``start < timestamp <= end`` in time order: timestamp, price, volume, exchange_trade_id."""
     params = {"exchange": exchange.name}

@@ -43,13 +43,13 @@ def write_values(conn: Connection, values: dict[SeriesKey, pd.Series]) -> int:
         return 0
     ids = series_ids(conn, list(values), create=True)
     texts: dict = {}  # series of one exchange share their bucket index: format it once
-    frame = pd.DataFrame({
+    frame = {
         "series_id": np.concatenate([np.full(len(v), ids[k.name], dtype=np.int64) for k, v in values.items()]),
         "bucket": np.concatenate([_times(v.index, texts) for v in values.values()]),
         "value": np.concatenate([v.to_numpy(dtype=np.float64) for v in values.values()]),
-    })
+    }
     insert_frame(conn, schema.metric, frame, conflict="update", keys=("series_id", "bucket"), update=("value",))
-    return len(frame)
+    return len(frame["value"])
 
 
 def _times(index: pd.DatetimeIndex, cache: dict) -> np.ndarray:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import IntegrityError
@@ -279,6 +280,16 @@ class MarketStore:
         with self._market_read() as conn:
             return _market.read_orderbook_text(conn, self._stored_exchange(exchange),
                                                start, end)
+
+    def read_orderbook_times(self, exchange, start=None, end=None) -> tuple[np.ndarray, pd.DatetimeIndex]:
+        """Row ids and times of the snapshots with ``start < timestamp <= end``, without their JSON."""
+        with self._market_read() as conn:
+            return _market.read_orderbook_times(conn, self._stored_exchange(exchange), start, end)
+
+    def read_orderbook_sides(self, ids) -> tuple[list, list]:
+        """The GDS JSON (bids, asks) of the snapshots with these row ids, in the order given."""
+        with self._market_read() as conn:
+            return _market.read_orderbook_sides(conn, ids)
 
     def read_orderbooks(self, exchange, start=None, end=None) -> BookBatch:
         """Snapshots with ``start < timestamp <= end``, parsed. Rule checks: :meth:`BookBatch.invalid_rows`."""
