@@ -102,3 +102,9 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert result.returncode == 2 and "no metric series" in result.stderr
     result = run_atlas("data", "metrics", "--exchanges", "bitsamp", env=env)
     assert result.returncode == 2 and "did you mean 'bitstamp'" in result.stderr
+
+
+def test_numeric_timestamps_need_a_unit():
+    with pytest.raises(DataValidationError, match=r"numbers \(1704067200000 at row 0\).*unit='s', 'ms'"):
+        to_utc([1704067200000])
+    assert str(to_utc([1704067200000], unit="ms")[0]) == "2024-01-01 00:00:00+00:00"

@@ -29,8 +29,9 @@ def import_group() -> None:
 @click.option("--end", default=None, help="Copy up to this time (UTC), inclusive.")
 @click.option("--exchanges", default=None, help="Comma-separated exchanges [default: all].")
 @click.option("--skip-invalid", is_flag=True, help="Skip rows that break a rule (counted) instead of failing.")
+@click.option("--skip-existing", is_flag=True, help="Skip rows already in the store (counted) instead of failing.")
 @store_option
-def import_gds_command(url, start, end, exchanges, skip_invalid, store_url) -> None:
+def import_gds_command(url, start, end, exchanges, skip_invalid, skip_existing, store_url) -> None:
     """Copy a time range of a GDS database (orderbook, trade, exchange_volume) into the store.
 
     To read a GDS database in place instead, set ATLAS_GDS_URL to it: market tables are then read from it and
@@ -40,7 +41,8 @@ def import_gds_command(url, start, end, exchanges, skip_invalid, store_url) -> N
 
     with open_store(store_url) as store:
         report = import_gds(store, url, start=start, end=end, exchanges=split_list(exchanges),
-                            on_invalid="skip" if skip_invalid else "raise", progress=sys.stderr.isatty())
+                            on_invalid="skip" if skip_invalid else "raise",
+                            on_duplicate="skip" if skip_existing else "raise", progress=sys.stderr.isatty())
     click.echo(str(report))
 
 
@@ -92,8 +94,9 @@ def import_bars_command(path, exchange, bucket, label, columns, tz, unit, new_ve
 @click.option("--exchange", default="bitstamp", show_default=True)
 @click.option("--interval", default="1s", show_default=True, help="Time between rebuilt snapshots.")
 @click.option("--levels", type=int, default=100, show_default=True, help="Price levels kept a side.")
+@click.option("--skip-existing", is_flag=True, help="Skip rows already in the store (counted) instead of failing.")
 @store_option
-def import_ob_analytics_command(path, exchange, interval, levels, store_url) -> None:
+def import_ob_analytics_command(path, exchange, interval, levels, skip_existing, store_url) -> None:
     """Rebuild order-book snapshots from ob-analytics' Bitstamp order events, and import its trades.
 
     PATH is a folder with orders.csv.gz and trades.csv [default: the sample bundled with ob-analytics 0.1.0].
@@ -101,5 +104,6 @@ def import_ob_analytics_command(path, exchange, interval, levels, store_url) -> 
     from atlas.data.importers import import_ob_analytics
 
     with open_store(store_url) as store:
-        report = import_ob_analytics(store, path, exchange=exchange, interval=interval, levels=levels)
+        report = import_ob_analytics(store, path, exchange=exchange, interval=interval, levels=levels,
+                                     on_duplicate="skip" if skip_existing else "raise")
     click.echo(str(report))

@@ -36,6 +36,11 @@ def to_utc(values: Iterable | pd.Series | pd.Index, *, tz: str | None = None, un
         series = values
     else:
         series = pd.Index(values if isinstance(values, np.ndarray) else list(values))
+    if unit is None and len(series) and pd.api.types.is_numeric_dtype(series.dtype) and \
+            not pd.api.types.is_bool_dtype(series.dtype):
+        msg = (f"{what} values are numbers ({series[0]} at row 0): say their unit since the Unix epoch "
+               f"(unit='s', 'ms', 'us' or 'ns'; --unit on the command line)")
+        raise DataValidationError(msg, rule="bad_timestamp", row=0)
     try:
         if unit is not None:
             index = pd.DatetimeIndex(pd.to_datetime(np.asarray(series), unit=unit, utc=True))

@@ -148,6 +148,26 @@ def test_string_prices_as_bitstamp_writes_them_are_read():
     assert batch.best_bid.tolist() == [0.09000011] and batch.asks.volume.tolist() == [1704.11453071]
 
 
+def test_the_fast_decoder_agrees_with_the_exact_json_path():
+    from atlas.data.orderbooks import _decode_fast, _decode_json
+
+    rng = np.random.default_rng(7)
+    bids, asks = [], []
+    for i in range(300):
+        levels = [(round(float(p), int(rng.integers(0, 9))), float(v)) for p, v in
+                  zip(rng.uniform(1, 1e5, rng.integers(0, 6)), rng.uniform(1e-8, 50, 6))]
+        text = [f'["{p}", "{v}", ""]' if i % 3 == 0 else f"[{p!r}, {v!r}{', 12345' if i % 2 else ''}]"
+                for p, v in levels]
+        (bids if i % 2 else asks).append("[" + (", " if i % 5 else ",").join(text) + "]")
+    for texts in (bids, asks):
+        fast, exact = _decode_fast(texts), _decode_json(texts, "bids")
+        for got, expected in zip(fast, exact):
+            np.testing.assert_array_equal(got, expected)
+    assert len(_decode_fast(bids)[0]) > 300
+    for odd in ("[[true, 1]]", "[[null, 1]]", "[[1, [2]]]", '[["1e5x", 1]]', "[[1, 2]", "[[1, 2]]\n"):
+        assert _decode_fast([odd]) is None  # left to the exact JSON path, which decides (and names errors)
+
+
 def test_a_failed_import_leaves_the_store_as_it_was(store):
     store.write_trades("bitstamp", trades(2))
     bad = trades(3, first_id=10, start=T0 + pd.Timedelta("1h"))

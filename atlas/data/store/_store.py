@@ -235,8 +235,8 @@ class MarketStore:
                 ids = trades["exchange_trade_id"].astype(str).tolist()
                 existing = _market.existing_trade_ids(conn, exchange, trades)
                 if existing:
-                    row = ids.index(existing[0])
-                    msg = (f"trade row {row} (exchange_trade_id {existing[0]!r}) is already in the store for "
+                    row = min(ids.index(i) for i in set(existing))
+                    msg = (f"trade row {row} (exchange_trade_id {ids[row]!r}) is already in the store for "
                            f"{exchange.name}, as are {len(existing) - 1} more (rule duplicate_trade); nothing was "
                            f"written. Re-importing? Pass on_duplicate='skip' (--skip-existing)")
                     raise DataValidationError(msg, rule="duplicate_trade", row=row)
@@ -247,8 +247,9 @@ class MarketStore:
                 ids = trades["exchange_trade_id"].astype(str).tolist()
                 with self.engine.connect() as fresh:
                     existing = _market.stored_trade_ids(fresh, exchange, ids) or ["?"]
-                row = ids.index(existing[0]) if existing[0] in ids else None
-                msg = (f"trade row {row} (exchange_trade_id {existing[0]!r}) is already in the store for "
+                row = min((ids.index(i) for i in set(existing) if i in ids), default=None)
+                shown = ids[row] if row is not None else "?"
+                msg = (f"trade row {row} (exchange_trade_id {shown!r}) is already in the store for "
                        f"{exchange.name} at another time (rule duplicate_trade); nothing was written. "
                        f"Re-importing? Pass on_duplicate='skip' (--skip-existing)")
                 raise DataValidationError(msg, rule="duplicate_trade", row=row) from None
