@@ -27,6 +27,18 @@ def sql_times(times: pd.DatetimeIndex | pd.Series) -> np.ndarray:
     return np.strings.replace(text, "T", " ").astype(object)
 
 
+def time_range_clause(column: str, start, end, params: dict, *, include_start: bool) -> str:
+    """`` AND column > :start AND column <= :end`` for the bounds given (``>=`` with ``include_start``)."""
+    clause = ""
+    if start is not None:
+        clause += f" AND {column} {'>=' if include_start else '>'} :start"
+        params["start"] = str(sql_times(pd.DatetimeIndex([start]))[0])
+    if end is not None:
+        clause += f" AND {column} <= :end"
+        params["end"] = str(sql_times(pd.DatetimeIndex([end]))[0])
+    return clause
+
+
 def parse_sql_times(values: Sequence) -> pd.DatetimeIndex:
     """The inverse of :func:`sql_times`, also accepting the datetimes that PostgreSQL drivers return."""
     if len(values) and isinstance(values[0], str):

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from atlas.data.exchanges import Exchange
 from atlas.data.orderbooks import BookBatch
 from atlas.data.store import _schema as schema
-from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times
+from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times, time_range_clause
 from atlas.exceptions import DataValidationError
 
 
@@ -92,14 +92,7 @@ def stored_trade_ids(conn: Connection, exchange: Exchange, ids: list[str]) -> li
 
 
 def _range_clause(start: pd.Timestamp | None, end: pd.Timestamp | None, params: dict) -> str:
-    clause = ""
-    if start is not None:
-        clause += " AND timestamp > :start"
-        params["start"] = str(sql_times(pd.DatetimeIndex([start]))[0])
-    if end is not None:
-        clause += " AND timestamp <= :end"
-        params["end"] = str(sql_times(pd.DatetimeIndex([end]))[0])
-    return clause
+    return time_range_clause("timestamp", start, end, params, include_start=False)
 
 
 def read_orderbook_text(conn: Connection, exchange: Exchange, start, end) -> tuple[pd.DatetimeIndex, list, list]:

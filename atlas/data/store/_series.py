@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, text
 from atlas.data.buckets import parse_width
 from atlas.data.series import SeriesKey
 from atlas.data.store import _schema as schema
-from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times
+from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times, time_range_clause
 
 
 def series_ids(conn: Connection, keys: list[SeriesKey], *, create: bool) -> dict[str, int]:
@@ -63,13 +63,7 @@ def _times(index: pd.DatetimeIndex, cache: dict) -> np.ndarray:
 def read_values(conn: Connection, name: str, start=None, end=None) -> pd.Series:
     """One series' values with ``start <= bucket <= end``."""
     params: dict = {"name": name}
-    clause = ""
-    if start is not None:
-        clause += " AND m.bucket >= :start"
-        params["start"] = str(sql_times(pd.DatetimeIndex([start]))[0])
-    if end is not None:
-        clause += " AND m.bucket <= :end"
-        params["end"] = str(sql_times(pd.DatetimeIndex([end]))[0])
+    clause = time_range_clause("m.bucket", start, end, params, include_start=True)
     sql = ("SELECT m.bucket, m.value FROM atlas_metric m JOIN atlas_series s ON s.series_id = m.series_id "
            f"WHERE s.name = :name{clause} ORDER BY m.bucket")
     rows = conn.execute(text(sql), params).all()
