@@ -233,7 +233,7 @@ def test_gds_database_read_in_place(gds_url, sqlite_url):
     assert store.read_series("bitstamp_btc_usd.1min.midpoint").tolist() == [9500.6]
     with pytest.raises(StoreError, match="never writes"):
         store.write_orderbooks("bitstamp", books)
-    with pytest.raises(StoreError, match="reads its market tables in place"):
+    with pytest.raises(StoreError, match="market tables are read in place"):
         one = pd.DataFrame({"timestamp": ["2024-01-01T00:00Z"], "price": [1.0], "volume": [1.0]})
         import_trades(store, one, exchange="bitstamp")
     assert "atlas_series" not in inspect(create_engine(gds_url)).get_table_names()

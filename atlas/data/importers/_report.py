@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
+from atlas.data._checks import check_choice  # noqa: F401 (importers take it from here)
 from atlas.data.exchanges import Exchange
 from atlas.data.store import MarketStore
-from atlas.exceptions import ConfigError, StoreError, UnknownExchangeError
+from atlas.exceptions import UnknownExchangeError
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,6 @@ class Tally:
                             seconds)
 
 
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    """Raises ConfigError unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        msg = f"{name} must be one of {', '.join(repr(a) for a in allowed)}, got {name}={value!r}"
-        raise ConfigError(msg)
-
-
 def parse_exchange(exchange: str | Exchange, store: MarketStore, *, new_venue: bool = False,
                    source: bool = False) -> Exchange:
     """:meth:`Exchange.parse` with the store's extra venues, and an error that says how to add a venue.
@@ -135,10 +129,7 @@ def parse_exchange(exchange: str | Exchange, store: MarketStore, *, new_venue: b
 
 def check_writable(store: MarketStore) -> None:
     """Importers write market tables: a store that reads them in place from GDS cannot take them."""
-    if store.gds_engine is not None:
-        msg = ("this store reads its market tables in place from a GDS database (gds_url / ATLAS_GDS_URL), "
-               "which Atlas never writes; import into a store without gds_url (unset ATLAS_GDS_URL)")
-        raise StoreError(msg)
+    store.require_writable()
 
 
 def stored_range(conn: Connection, table: str, exchange: Exchange

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import make_url
 
 from atlas.config import Settings
+from atlas.data._checks import check_choice
 from atlas.data.exchanges import Exchange
 from atlas.data.orderbooks import BookBatch
 from atlas.data.series import SeriesKey
@@ -144,7 +145,8 @@ class MarketStore:
             with self.engine.connect() as conn:
                 yield conn
 
-    def _check_writable(self) -> None:
+    def require_writable(self) -> None:
+        """Raises StoreError when the market tables are read in place from a GDS database."""
         if self.gds_engine is not None:
             msg = ("the market tables are read in place from the GDS database (ATLAS_GDS_URL), which Atlas never "
                    "writes; to import data, unset ATLAS_GDS_URL or copy it with `atlas data import gds`")
@@ -184,9 +186,9 @@ class MarketStore:
         Raises:
             DataValidationError: a snapshot breaks a rule and ``on_invalid="raise"``.
         """
-        self._check_writable()
+        self.require_writable()
         exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
-        _check_choice("on_invalid", on_invalid, ("raise", "skip"))
+        check_choice("on_invalid", on_invalid, ("raise", "skip"))
         skipped: dict[str, int] = {}
         if on_invalid == "skip":
             invalid = books.invalid_rows()
@@ -212,10 +214,10 @@ class MarketStore:
         Raises:
             DataValidationError: a row breaks a rule, or a trade is already stored, and the option says raise.
         """
-        self._check_writable()
+        self.require_writable()
         exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
-        _check_choice("on_invalid", on_invalid, ("raise", "skip"))
-        _check_choice("on_duplicate", on_duplicate, ("raise", "skip"))
+        check_choice("on_invalid", on_invalid, ("raise", "skip"))
+        check_choice("on_duplicate", on_duplicate, ("raise", "skip"))
         missing = {"timestamp", "price", "volume", "exchange_trade_id"} - set(trades.columns)
         if missing:
             msg = f"trades lack the columns {sorted(missing)}; expected timestamp, price, volume, exchange_trade_id"
@@ -261,7 +263,7 @@ class MarketStore:
 
     def write_exchange_volume(self, exchange: str | Exchange, volume: pd.Series, *, source: str = "import") -> int:
         """Stores an exchange's reported (24-hour) volume, a Series indexed by UTC time."""
-        self._check_writable()
+        self.require_writable()
         exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
         _require_utc(volume.index, "exchange volume")
         values = volume.to_numpy(dtype=float)
@@ -375,7 +377,3 @@ def _require_utc(times, what: str) -> None:
         raise DataValidationError(msg, rule="naive_timestamp", row=0)
 
 
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        msg = f"{name} must be one of {', '.join(repr(a) for a in allowed)}, got {name}={value!r}"
-        raise ConfigError(msg)
