@@ -237,3 +237,14 @@ def test_the_pipeline_recovers_the_planted_signal_from_the_store(tmp_path, signa
         assert correlation == pytest.approx(signal, abs=0.05)
     else:
         assert abs(correlation) < 0.05
+
+
+def test_metrics_never_overwrite_imported_bars(store):
+    fill(store, [0, 60, 120], [100, 101, 102])
+    index = pd.date_range(T0, periods=2, freq="30min")
+    store.write_series({"bitstamp_btc_usd.30min.close": pd.Series([1.0, 2.0], index=index),
+                        "bitstamp_btc_usd.30min.volume": pd.Series([5.0, 6.0], index=index)})
+    with pytest.raises(ConfigError, match="bars imported at 30min: the metric pipeline's volume"):
+        MetricPipeline(store, bucket="30min").run()
+    assert store.read_series("bitstamp_btc_usd.30min.volume").tolist() == [5.0, 6.0]
+    assert MetricPipeline(store, bucket="1min").run()[0].buckets == 3

@@ -116,6 +116,7 @@ class MetricPipeline:
         """
         extent = self._extents()
         names = self._select(exchanges, extent)
+        self._refuse_bar_widths(names)
         plans = [self._plan(name, extent[name], start, end) for name in names]
         total = sum(len(grid) for _, grid, _ in plans)
         bar = None
@@ -152,6 +153,17 @@ class MetricPipeline:
             msg = f"the store has no market data for {name}; {hint}exchanges with data: {stored}"
             raise MissingDataError(msg)
         return chosen
+
+    def _refuse_bar_widths(self, names: list[str]) -> None:
+        """Imported bars own ``volume`` at their width: computing metrics there would overwrite it."""
+        registry = self.store.series_registry()
+        bars = registry[(registry["metric"] == "close") & (registry["bucket_width"] == self.bucket)]
+        clash = sorted(set(bars["exchange"]) & set(names))
+        if clash:
+            msg = (f"{', '.join(clash)} has OHLCV bars imported at {self.bucket}: the metric pipeline's volume at "
+                   f"that width would overwrite the bars' volume; compute metrics at another width (e.g. "
+                   f"--bucket 1min), or choose the other exchanges with --exchanges")
+            raise ConfigError(msg)
 
     def _plan(self, name: str, extent, start, end) -> tuple[str, np.ndarray, bool]:
         w = self.width.value
