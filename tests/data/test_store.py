@@ -243,3 +243,18 @@ def test_a_stored_trade_id_at_another_time_is_a_duplicate_too(store):
         store.write_trades("bitstamp", moved)
     assert error.value.rule == "duplicate_trade"
     assert len(store.read_trades("bitstamp")) == 2
+
+
+def test_data_version_by_exchange_and_range(store):
+    store.write_orderbooks("bitstamp", books(3))                      # 12:00:00 .. 12:00:20
+    store.write_trades("itbit", trades(2, start=T0 + pd.Timedelta("1D")))
+    one_hour = (T0 - pd.Timedelta("1h"), T0 + pd.Timedelta("1h"))
+    before = store.data_version(["bitstamp"], *one_hour)
+    assert before > 0
+    assert store.data_version(["itbit"], *one_hour) == 0              # itbit wrote outside the range
+    store.write_series({"itbit_btc_usd.1min.midpoint": pd.Series([1.0], index=[T0 + pd.Timedelta("2D")])})
+    assert store.data_version(["bitstamp"], *one_hour) == before      # not this exchange, not this range
+    store.set_watermark("bitstamp", "1min", T0 + pd.Timedelta("1D"))
+    store.write_series({"bitstamp_btc_usd.1min.midpoint": pd.Series([1.0], index=[T0])})
+    assert store.data_version(["bitstamp"], *one_hour) > before       # series written in range: a new version
+    assert store.watermark("bitstamp", "1min") == T0 + pd.Timedelta("1D")  # and the pipeline is not reset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 
 from atlas.data.buckets import parse_width
 from atlas.data.series import SeriesKey
@@ -125,5 +125,13 @@ def lower_watermarks(conn: Connection, exchange: str, since: pd.Timestamp) -> No
             set_watermark(conn, exchange, width, first_dirty - step)
 
 
-def data_version(conn: Connection) -> int:
-    return int(conn.execute(text("SELECT COALESCE(MAX(ingest_id), 0) FROM atlas_ingest")).scalar())
+def data_version(conn: Connection, exchanges: list[str] | None = None, start=None, end=None) -> int:
+    i = schema.ingest.c
+    query = select(func.coalesce(func.max(i.ingest_id), 0))
+    if exchanges is not None:
+        query = query.where(i.exchange.in_(exchanges))
+    if start is not None:
+        query = query.where(i.last_timestamp >= start.tz_convert("UTC").tz_localize(None).to_pydatetime())
+    if end is not None:
+        query = query.where(i.first_timestamp <= end.tz_convert("UTC").tz_localize(None).to_pydatetime())
+    return int(conn.execute(query).scalar())

@@ -152,14 +152,16 @@ class MarketStore:
                    "writes; to import data, unset ATLAS_GDS_URL or copy it with `atlas data import gds`")
             raise StoreError(msg)
 
-    def _log(self, conn: Connection, exchange: Exchange, kind: str, times: pd.DatetimeIndex, source: str) -> None:
+    def _log(self, conn: Connection, exchange: Exchange, kind: str, times: pd.DatetimeIndex, source: str, *,
+             invalidate: bool = True) -> None:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         first, last = times.min().floor("us"), times.max().floor("us")  # the store keeps microseconds
         conn.execute(schema.ingest.insert().values(
             exchange=exchange.name, kind=kind, rows=len(times), source=source[:255], created_at=now,
             first_timestamp=first.tz_convert("UTC").tz_localize(None).to_pydatetime(),
             last_timestamp=last.tz_convert("UTC").tz_localize(None).to_pydatetime()))
-        _series.lower_watermarks(conn, exchange.name, first)
+        if invalidate:  # market data: the metric buckets from `first` on must be computed again
+            _series.lower_watermarks(conn, exchange.name, first)
 
     def _stored_exchange(self, exchange: str | Exchange) -> Exchange:
         """An exchange to read: a known venue, or one whose data is in the store (imported as a new venue)."""
@@ -323,7 +325,15 @@ class MarketStore:
         """Upserts metric values by series (bucket-indexed, UTC); NaN values are not stored. Returns the count."""
         keyed = {k if isinstance(k, SeriesKey) else SeriesKey.parse(k): v for k, v in values.items()}
         with self.atomic() as conn:
-            return _series.write_values(conn, keyed)
+            written = _series.write_values(conn, keyed)
+            spans: dict[Exchange, list[pd.Timestamp]] = {}
+            for key, series in keyed.items():
+                present = series.dropna().index
+                if len(present):
+                    spans.setdefault(key.exchange, []).extend([present.min(), present.max()])
+            for exchange, times in spans.items():  # the data version of these buckets moves on
+                self._log(conn, exchange, "series", pd.DatetimeIndex(times), "series", invalidate=False)
+            return written
 
     def read_series(self, name: str | SeriesKey, start=None, end=None) -> pd.Series:
         """One metric series with ``start <= bucket <= end``, indexed by bucket (UTC).
@@ -363,10 +373,20 @@ class MarketStore:
             _series.set_watermark(conn, self._stored_exchange(exchange).name, width,
                                   through)
 
-    def data_version(self) -> int:
-        """A number that grows with every write of market data (the newest ingest log id)."""
+    def data_version(self, exchanges=None, start=None, end=None) -> int:
+        """A number that grows with every write of market data or metric series (the newest ingest log id).
+
+        Args:
+            exchanges: only writes of these exchanges count.
+            start: only writes reaching at or after this time count.
+            end: only writes reaching at or before this time count.
+
+        Returns:
+            The id of the newest matching write, 0 if none: equal numbers mean the data in that range is unchanged.
+        """
+        names = None if exchanges is None else [self._stored_exchange(e).name for e in exchanges]
         with self._read() as conn:
-            return _series.data_version(conn)
+            return _series.data_version(conn, names, start, end)
 
 
 def _require_utc(times, what: str) -> None:
