@@ -1,0 +1,220 @@
+"""The Dataset container: train and test arrays, their timestamps, the fitted transforms, a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from atlas.data.dataset._common import check_count, check_method
+from atlas.data.dataset._windows import sequence_windows
+from atlas.exceptions import ConfigError
+
+PARTS = ("train", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test data built by :func:`make_dataset`, with everything fitted on the training rows only.
+
+    One sample per label: ``X_train[k]`` (the features of the row ``index_train[k]``) goes with
+    ``y_train[k]``. With a ``window``, a sample is the window of ``window`` rows that ends at that row:
+    ``windows("train")[k]``, a read-only view of shape (samples, window, features); the ``window - 1`` rows
+    before the first sample are kept in ``rows_train`` as the first window's history and have no label of
+    their own. Without a window, ``rows_train`` and ``X_train`` are the same rows. All arrays are read-only.
+
+    Example:
+        >>> index = pd.date_range("2024-01-01", periods=4, freq="1min", tz="UTC")
+        >>> ds = Dataset(np.zeros((4, 2)), np.array([0, 1, 0]), np.zeros((3, 2)), np.array([1, 0]),
+        ...              index[1:], index[2:], ("a", "b"), "ret", class_names=("down", "up"), window=2)
+        >>> ds.X_train.shape, ds.windows("train").shape, ds.y_train.dtype.name
+        ((3, 2), (3, 2, 2), 'int64')
+        >>> len(ds.content_hash)
+        64
+
+    Attributes:
+        rows_train: the scaled feature rows of the training part, float32 (rows, features).
+        y_train: the labels, one per sample: class numbers (int64) or, for regression, float32.
+        rows_test: as ``rows_train``, for the test part. y_test: as ``y_train``.
+        index_train: the timestamp of each training sample (the row it predicts for). index_test: the same.
+        feature_names: the feature columns, in input order.
+        label_name: the label column.
+        class_names: the classes' names, lowest class number first; None for regression.
+        sample_weight: training sample weights (``balance="class_weights"``), or None.
+        transforms: the fitted transforms as plain JSON values,
+            ``{"scaler": ..., "labels": ..., "window": ...}``; :func:`apply_transforms` rebuilds inputs with
+            them.
+        window: the sequence length, or None for row inputs.
+    """
+
+    rows_train: np.ndarray
+    y_train: np.ndarray
+    rows_test: np.ndarray
+    y_test: np.ndarray
+    index_train: pd.DatetimeIndex
+    index_test: pd.DatetimeIndex
+    feature_names: tuple[str, ...]
+    label_name: str
+    class_names: tuple[str, ...] | None = None
+    sample_weight: np.ndarray | None = None
+    transforms: dict = field(default_factory=dict)
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        def set_(name: str, value) -> None:  # a frozen dataclass sets its own fields through object
+            object.__setattr__(self, name, value)
+
+        set_("feature_names", tuple(str(f) for f in self.feature_names))
+        set_("label_name", str(self.label_name))
+        if self.class_names is not None:
+            set_("class_names", tuple(str(c) for c in self.class_names))
+        if self.window is not None:
+            set_("window", check_count("window", self.window, minimum=1))
+        try:
+            set_("transforms", json.loads(json.dumps(self.transforms, allow_nan=False)))  # a detached copy
+        except (TypeError, ValueError) as error:
+            msg = f"Dataset transforms must be plain JSON (dicts, lists, strings, finite numbers): {error}"
+            raise ConfigError(msg) from None
+        y_dtype = np.int64 if self.class_names is not None else np.float32
+        for part in PARTS:
+            rows = _frozen(getattr(self, f"rows_{part}"), np.float32)
+            y = _frozen(getattr(self, f"y_{part}"), y_dtype)
+            index = getattr(self, f"index_{part}")
+            if not isinstance(index, pd.DatetimeIndex):
+                index = pd.DatetimeIndex(index)
+            warmup = (self.window or 1) - 1
+            if rows.ndim != 2 or rows.shape[1] != len(self.feature_names) or y.ndim != 1 or \
+                    len(y) != len(rows) - warmup or len(index) != len(y):
+                msg = (f"Dataset {part} part: {rows.shape} rows for {len(self.feature_names)} features, "
+                       f"{y.shape} labels and {len(index)} timestamps do not fit; "
+                       f"expected rows (n, features), and n - window + 1 = {len(rows) - warmup} labels "
+                       f"and timestamps")
+                raise ConfigError(msg)
+            if self.class_names is not None and len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
+                msg = f"Dataset {part} labels must be class numbers 0..{len(self.class_names) - 1}"
+                raise ConfigError(msg)
+            set_(f"rows_{part}", rows)
+            set_(f"y_{part}", y)
+            set_(f"index_{part}", index)
+        if self.sample_weight is not None:
+            weights = _frozen(self.sample_weight, np.float64)
+            if weights.shape != self.y_train.shape:
+                msg = (f"Dataset sample_weight needs one weight per training sample: "
+                       f"{weights.shape} for {len(self.y_train)}")
+                raise ConfigError(msg)
+            set_("sample_weight", weights)
+
+    def __setstate__(self, state: dict) -> None:  # unpickling: arrays come back writeable, freeze them again
+        for value in state.values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self.__dict__.update(state)
+
+    @property
+    def X_train(self) -> np.ndarray:
+        """The training samples' feature rows, (samples, features): with a window, its last row."""
+        return self.rows_train[(self.window or 1) - 1:]
+
+    @property
+    def X_test(self) -> np.ndarray:
+        """The test samples' feature rows, (samples, features)."""
+        return self.rows_test[(self.window or 1) - 1:]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes; 0 for regression."""
+        return 0 if self.class_names is None else len(self.class_names)
+
+    def windows(self, part: str = "train") -> np.ndarray:
+        """The samples of ``part`` as sequence windows, (samples, window, features): a view, not a copy.
+
+        Raises:
+            ConfigError: the dataset was built without a window, or ``part`` is not "train" or "test".
+        """
+        check_method("part", part, PARTS)
+        if self.window is None:
+            msg = "this dataset has no sequence window; build it with window=<rows per window>, or use X_*"
+            raise ConfigError(msg)
+        return sequence_windows(getattr(self, f"rows_{part}"), self.window)
+
+    def inputs(self, part: str = "train") -> np.ndarray:
+        """What a model takes for ``part``: :meth:`windows` when windowed, else ``X_train`` / ``X_test``."""
+        check_method("part", part, PARTS)
+        return self.windows(part) if self.window is not None else getattr(self, f"X_{part}")
+
+    @cached_property
+    def content_hash(self) -> str:
+        """A sha256 hex digest of the built data: arrays, timestamps, names and transforms.
+
+        It is computed from the arrays' raw little-endian bytes and canonical JSON, so it is the same in every
+        run and process for the same data, and differs when any value, timestamp or fitted statistic does.
+        """
+        arrays = {"rows_train": self.rows_train, "y_train": self.y_train, "rows_test": self.rows_test,
+                  "y_test": self.y_test, "index_train": self.index_train.as_unit("ns").asi8,
+                  "index_test": self.index_test.as_unit("ns").asi8}
+        if self.sample_weight is not None:
+            arrays["sample_weight"] = self.sample_weight
+        arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+                  for name, a in arrays.items()}
+        header = {"feature_names": list(self.feature_names), "label_name": self.label_name,
+                  "class_names": None if self.class_names is None else list(self.class_names),
+                  "window": self.window, "transforms": self.transforms,
+                  "time_zones": [str(self.index_train.tz), str(self.index_test.tz)],
+                  "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]}
+        digest = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+        for a in arrays.values():
+            digest.update(a.tobytes())
+        return digest.hexdigest()
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """``{"train": frame, "test": frame}`` for inspection, indexed by the samples' timestamps.
+
+        Each frame holds each sample's scaled features and label, and for train ``sample_weight`` if set.
+        """
+        frames = {}
+        for part in PARTS:
+            frame = pd.DataFrame(getattr(self, f"X_{part}"), index=getattr(self, f"index_{part}"),
+                                 columns=list(self.feature_names))
+            frame[self.label_name] = getattr(self, f"y_{part}")
+            if part == "train" and self.sample_weight is not None:
+                frame["sample_weight"] = self.sample_weight
+            frames[part] = frame
+        return frames
+
+    def summary(self) -> dict:
+        """Plain values for tracking (MLflow params): sizes, time ranges, class counts, the content hash."""
+        out = {"features": self.n_features, "window": self.window, "label": self.label_name,
+               "content_hash": self.content_hash}
+        for part in PARTS:
+            index, y = getattr(self, f"index_{part}"), getattr(self, f"y_{part}")
+            out[f"{part}_samples"] = len(y)
+            out[f"{part}_start"] = str(index[0]) if len(index) else None
+            out[f"{part}_end"] = str(index[-1]) if len(index) else None
+            if self.class_names is not None:
+                counts = np.bincount(y, minlength=self.n_classes)
+                out[f"{part}_classes"] = dict(zip(self.class_names, counts.tolist(), strict=True))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Dataset(train={len(self.y_train)}, test={len(self.y_test)}, features={self.n_features}, "
+                f"label={self.label_name!r}, classes={self.class_names}, window={self.window}, "
+                f"hash={self.content_hash[:12]})")
+
+
+def _frozen(values, dtype) -> np.ndarray:
+    array = np.array(values, dtype=dtype, copy=None, order="C")
+    if array is values and array.flags.writeable:
+        array = array.copy()  # do not make the caller's own array read-only
+    array.flags.writeable = False
+    return array
+
+
+__all__ = ["Dataset"]
