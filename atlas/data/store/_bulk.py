@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import IntegrityError
 
 _SQL_TIME_UNIT = "us"
@@ -39,10 +39,23 @@ def time_range_clause(column: str, start, end, params: dict, *, include_start: b
     return clause
 
 
+def fetch_columns(conn: Connection, sql: str, params: dict, width: int) -> list[list]:
+    """Runs a query and returns its result column by column, skipping SQLAlchemy's row objects (hot reads)."""
+    result = conn.execute(text(sql), params)
+    try:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+    finally:
+        result.close()
+    return [[row[i] for row in rows] for i in range(width)]
+
+
 def parse_sql_times(values: Sequence) -> pd.DatetimeIndex:
     """The inverse of :func:`sql_times`, also accepting the datetimes that PostgreSQL drivers return."""
     if len(values) and isinstance(values[0], str):
-        index = pd.DatetimeIndex(pd.to_datetime(np.asarray(values, dtype=object), format="ISO8601"))
+        try:  # NumPy reads 'YYYY-MM-DD HH:MM:SS.ffffff' a few times faster than pandas
+            index = pd.DatetimeIndex(np.array(values, dtype="datetime64[us]"))
+        except ValueError:
+            index = pd.DatetimeIndex(pd.to_datetime(np.asarray(values, dtype=object), format="ISO8601"))
     else:
         index = pd.DatetimeIndex(pd.to_datetime(list(values)))
     index = index.as_unit("ns")

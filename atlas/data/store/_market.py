@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from atlas.data.exchanges import Exchange
 from atlas.data.orderbooks import BookBatch
 from atlas.data.store import _schema as schema
-from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times, time_range_clause
+from atlas.data.store._bulk import fetch_columns, insert_frame, parse_sql_times, sql_times, time_range_clause
 from atlas.exceptions import DataValidationError
 
 
@@ -112,10 +112,9 @@ def read_orderbook_times(conn: Connection, exchange: Exchange, start, end) -> tu
     params = {"exchange": exchange.name}
     sql = ("SELECT orderbook_id, timestamp FROM orderbook WHERE exchange = :exchange AND timestamp IS NOT NULL"
            f"{_range_clause(start, end, params)} ORDER BY timestamp, orderbook_id")
-    rows = conn.execute(text(sql), params).all()
-    if not rows:
+    ids, times = fetch_columns(conn, sql, params, 2)
+    if not ids:
         return np.array([], dtype=np.int64), pd.DatetimeIndex([], tz="UTC").as_unit("ns")
-    ids, times = zip(*rows)
     return np.asarray(ids, dtype=np.int64), parse_sql_times(times)
 
 
@@ -137,11 +136,11 @@ def read_trades(conn: Connection, exchange: Exchange, start, end) -> pd.DataFram
     params = {"exchange": exchange.name}
     sql = ("SELECT timestamp, CAST(price AS FLOAT) AS price, CAST(volume AS FLOAT) AS volume, exchange_trade_id "
            f"FROM trade WHERE exchange = :exchange{_range_clause(start, end, params)} ORDER BY timestamp, trade_id")
-    rows = conn.execute(text(sql), params).all()
-    if not rows:
-        return pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC"), "price": np.array([], dtype=float),
-                             "volume": np.array([], dtype=float), "exchange_trade_id": np.array([], dtype=object)})
-    times, price, volume, ids = zip(*rows)
+    times, price, volume, ids = fetch_columns(conn, sql, params, 4)
+    if not times:
+        return pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC").as_unit("ns"),
+                             "price": np.array([], dtype=float), "volume": np.array([], dtype=float),
+                             "exchange_trade_id": np.array([], dtype=object)})
     return pd.DataFrame({"timestamp": parse_sql_times(times), "price": np.asarray(price, dtype=np.float64),
                          "volume": np.asarray(volume, dtype=np.float64), "exchange_trade_id": list(ids)})
 

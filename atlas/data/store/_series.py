@@ -9,7 +9,7 @@ from sqlalchemy import Connection, func, select, text
 from atlas.data.buckets import parse_width
 from atlas.data.series import SeriesKey
 from atlas.data.store import _schema as schema
-from atlas.data.store._bulk import insert_frame, parse_sql_times, sql_times, time_range_clause
+from atlas.data.store._bulk import fetch_columns, insert_frame, parse_sql_times, sql_times, time_range_clause
 
 
 def series_ids(conn: Connection, keys: list[SeriesKey], *, create: bool) -> dict[str, int]:
@@ -66,10 +66,10 @@ def read_values(conn: Connection, name: str, start=None, end=None) -> pd.Series:
     clause = time_range_clause("m.bucket", start, end, params, include_start=True)
     sql = ("SELECT m.bucket, m.value FROM atlas_metric m JOIN atlas_series s ON s.series_id = m.series_id "
            f"WHERE s.name = :name{clause} ORDER BY m.bucket")
-    rows = conn.execute(text(sql), params).all()
-    if not rows:
-        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bucket"), dtype=float, name=name)
-    buckets, values = zip(*rows)
+    buckets, values = fetch_columns(conn, sql, params, 2)
+    if not buckets:
+        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC", name="bucket").as_unit("ns"), dtype=float,
+                         name=name)
     index = parse_sql_times(buckets).rename("bucket")
     return pd.Series(np.asarray(values, dtype=np.float64), index=index, name=name)
 
