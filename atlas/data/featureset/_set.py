@@ -1,0 +1,245 @@
+"""FeatureLabelSet: features and labels that build leak-free training data from the market store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from atlas.config import Settings
+from atlas.data.buckets import parse_width
+from atlas.data.featureset._cache import FrameCache
+from atlas.data.featureset._frame import BuildReport, clean, grid, read_series
+from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
+from atlas.data.store import MarketStore
+from atlas.data.timestamps import utc_timestamp
+from atlas.exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class FeatureLabelSet:
+    """Features (model inputs) and labels (what to predict), on one bucket width.
+
+    Everything that learns from data (scaling, class thresholds, balancing) is fitted on the training window only,
+    inside :meth:`dataset`; features never read the future (a feature that does raises ``LeakageError``) and
+    labels must (``LogReturns().lookforward(1)`` is the next bucket's return, exactly).
+
+    Example:
+        >>> from atlas.data.features import BidStrength, LogReturns
+        >>> fls = FeatureLabelSet(
+        ...     features=[LogReturns().bitstamp().one_min().lookback(1), BidStrength().bitstamp().slippage(10)],
+        ...     labels=[LogReturns().bitstamp().one_min().lookforward(1)])
+        >>> fls.horizon, fls.bucket
+        (1, '1min')
+        >>> FeatureLabelSet.from_dict(fls.to_dict()) == fls
+        True
+
+    Args:
+        features: the inputs, none reading the future.
+        labels: what to predict, each reading the future.
+        max_interpolate: the most buckets in a row a missing raw value is filled forward when building.
+        title: a short name for people (``"example_set"``); the canonical :attr:`name` is derived from the rest.
+    """
+
+    features: tuple[Feature, ...]
+    labels: tuple[Feature, ...]
+    max_interpolate: int = 2
+    title: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if not self.features or not self.labels:
+            msg = (f"a FeatureLabelSet needs at least one feature and one label, got {len(self.features)} "
+                   f"feature(s) and {len(self.labels)} label(s)")
+            raise ConfigError(msg)
+        check_inputs(self.features)
+        check_labels(self.labels)
+        buckets = sorted({f.bucket for f in (*self.features, *self.labels)})
+        if len(buckets) > 1:
+            msg = (f"every feature and label of a set must share one bucket width, got {buckets}; call the same "
+                   f".one_min() / .bucket(...) on each")
+            raise ConfigError(msg)
+        names = [f.name for f in (*self.features, *self.labels)]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            msg = f"a feature or label appears twice in the set: {repeated}; each column needs its own feature"
+            raise ConfigError(msg)
+        if not isinstance(self.max_interpolate, int) or self.max_interpolate < 0:
+            msg = f"max_interpolate must be a whole number of buckets >= 0, got max_interpolate={self.max_interpolate!r}"
+            raise ConfigError(msg)
+
+    # identity ---------------------------------------------------------------------------------------------------
+
+    @property
+    def bucket(self) -> str:
+        return self.features[0].bucket
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def label_names(self) -> list[str]:
+        return [f.name for f in self.labels]
+
+    @property
+    def lookback(self) -> int:
+        """Buckets of the past the features read before a row."""
+        return max(f.footprint.lookback for f in (*self.features, *self.labels))
+
+    @property
+    def horizon(self) -> int:
+        """Buckets of the future the labels read after a row: what purging and embargo must keep apart."""
+        return max(f.footprint.lookforward for f in self.labels)
+
+    @property
+    def name(self) -> str:
+        """The canonical name: every feature and label, in order, and the cleaning option."""
+        return (f"features=[{', '.join(self.feature_names)}]; labels=[{', '.join(self.label_names)}]; "
+                f"max_interpolate={self.max_interpolate}")
+
+    @property
+    def key(self) -> str:
+        """A short stable digest of :attr:`name`, for file names and tags."""
+        return hashlib.sha256(self.name.encode()).hexdigest()[:16]
+
+    def __str__(self) -> str:
+        return self.title or self.name
+
+    def to_dict(self) -> dict:
+        return {"features": [f.to_dict() for f in self.features], "labels": [f.to_dict() for f in self.labels],
+                "max_interpolate": self.max_interpolate, "title": self.title}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureLabelSet:
+        return cls(features=[feature_from_dict(f) for f in values["features"]],
+                   labels=[feature_from_dict(f) for f in values["labels"]],
+                   max_interpolate=values.get("max_interpolate", 2), title=values.get("title"))
+
+    def series(self) -> set:
+        """The metric series the set reads."""
+        return set().union(*(f.series() for f in (*self.features, *self.labels)))
+
+    # building ---------------------------------------------------------------------------------------------------
+
+    def build(self, start, end, *, store: MarketStore | None = None, cache: bool = True) -> pd.DataFrame:
+        """The features and labels for every bucket ``start <= t <= end``, cleaned.
+
+        Columns are the canonical names, features first. Cleaning realigns to the range where every column has
+        values, fills raw gaps forward by at most ``max_interpolate`` buckets and drops rows still missing a value;
+        ``frame.attrs["report"]`` says how many (see :class:`BuildReport`). Built frames are cached as Parquet
+        under ``$ATLAS_HOME/cache``, keyed by this set, the range and the store's data version in that range.
+
+        Args:
+            start: the first bucket (UTC; naive text is read as UTC).
+            end: the last bucket.
+            store: the market store; the one the settings point at by default.
+            cache: read and write the cache.
+
+        Raises:
+            MissingDataError: a feature needs a series the store lacks; the message says what produces it.
+        """
+        store = store or MarketStore.from_settings()
+        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
+        if not len(rows):
+            msg = f"the range {start} .. {end} holds no {self.bucket} bucket; end must be after start"
+            raise ConfigError(msg)
+        width = parse_width(self.bucket)
+        wide = pd.date_range(rows[0] - (self.lookback + self.max_interpolate) * width,
+                             rows[-1] + self.horizon * width, freq=width, name="bucket").as_unit("ns")
+        key = None
+        if cache:
+            exchanges = sorted({k.exchange.name for k in self.series()})
+            version = store.data_version(exchanges, wide[0], wide[-1])
+            key = FrameCache.key(set=self.name, first=rows[0], last=rows[-1], store=store.url, version=version)
+            hit = self._cache().get(key)
+            if hit is not None:
+                return hit
+        data, filled = read_series(store, sorted(self.series(), key=lambda k: k.name), wide,
+                                   fill=self.max_interpolate)
+        columns = {f.name: f.compute(data, index=wide) for f in (*self.features, *self.labels)}
+        frame = pd.DataFrame(columns, index=wide).loc[rows[0]:rows[-1]]
+        frame, report = clean(frame, filled)
+        frame.index.freq = None  # as it reads back from the cache
+        frame.attrs["report"] = report.to_dict()
+        if key is not None:
+            self._cache().put(key, frame)
+        return frame
+
+    @staticmethod
+    def _cache() -> FrameCache:
+        return FrameCache(Settings.from_env().home / "cache")
+
+    def coverage(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
+        """Per feature and label: buckets in the range, buckets with a value before cleaning, and the fraction."""
+        store = store or MarketStore.from_settings()
+        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
+        width = parse_width(self.bucket)
+        wide = pd.date_range(rows[0] - self.lookback * width, rows[-1] + self.horizon * width, freq=width).as_unit("ns")
+        data, _ = read_series(store, sorted(self.series(), key=lambda k: k.name), wide, fill=0)
+        out = []
+        for feature in (*self.features, *self.labels):
+            try:
+                present = int(feature.compute(data, index=wide).loc[rows[0]:rows[-1]].notna().sum())
+            except LookupError:  # MissingDataError: nothing of it is there
+                present = 0
+            out.append({"column": feature.name, "role": "label" if feature in self.labels else "feature",
+                        "buckets": len(rows), "present": present, "coverage": present / len(rows)})
+        return pd.DataFrame(out)
+
+    def plot_data(self, start, end, *, store: MarketStore | None = None, subplots: bool = True, cache: bool = True):
+        """A matplotlib figure of every feature and label over the range: one panel each, or one shared panel.
+
+        Returns:
+            The ``matplotlib.figure.Figure`` (nothing is shown; call ``fig.savefig(...)`` or ``plt.show()``).
+        """
+        from atlas.data.featureset._plot import plot_frame
+
+        frame = self.build(start, end, store=store, cache=cache)
+        return plot_frame(frame, self.feature_names, self.label_names, subplots=subplots, title=str(self))
+
+    def dataset(self, train: Sequence, test: Sequence, *, store: MarketStore | None = None, label: str | None = None,
+                scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
+                embargo: int = 0, seed: int = 0, cache: bool = True):
+        """Train and test data, leak-free: split by time, purged by the label horizon, fitted on train only.
+
+        Args:
+            train: ``(start, end)`` of the training window.
+            test: ``(start, end)`` of the test window, after the training window.
+            label: which label column to predict (the first by default).
+            scaling: ``"zscore"``, ``"robust"`` or ``"none"``, fitted on the training rows.
+            classes: an ``atlas.data.dataset.ClassLabels`` to turn the label into classes (fitted on train), or
+                None for regression.
+            balance: ``"none"``, ``"undersample"``, ``"oversample"`` or ``"class_weights"`` (training rows only).
+            window: a sequence length for recurrent and convolutional models (windows are views, not copies).
+            embargo: buckets dropped between training and test data beyond the purge.
+            seed: for the random balancing.
+
+        Returns:
+            An ``atlas.data.dataset.Dataset`` whose ``transforms`` rebuild identical inputs at serving time.
+        """
+        from atlas.data.dataset import make_dataset
+
+        train, test = _window(train, "train"), _window(test, "test")
+        frame = self.build(train[0], test[1], store=store, cache=cache)
+        label = label or self.label_names[0]
+        if label not in self.label_names:
+            msg = f"label {label!r} is not a label of this set; its labels are {self.label_names}"
+            raise ConfigError(msg)
+        return make_dataset(frame, features=self.feature_names, label=label, train=train, test=test,
+                            scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
+                            embargo=embargo, window=window, seed=seed)
+
+
+def _window(value: Sequence, what: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        msg = f"{what} must be a (start, end) pair, got {what}={value!r}"
+        raise ConfigError(msg)
+    return utc_timestamp(value[0], what=f"{what} start"), utc_timestamp(value[1], what=f"{what} end")
+
+
+__all__ = ["BuildReport", "FeatureLabelSet"]
