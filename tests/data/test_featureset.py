@@ -210,3 +210,19 @@ def test_presets_build_on_simulated_data(store, name):
         kwargs = {"slippages": (0, 10)}
     frame = PRESETS[name](**kwargs).build("2024-01-01 02:00", "2024-01-01 08:00", store=store)
     assert len(frame) > 300 and frame.notna().all().all()
+
+
+@pytest.mark.parametrize("mode", ["expanding", "sliding"])
+def test_walk_forward_folds_train_before_each_test_block(store, mode):
+    fls = example_set()
+    folds = fls.folds("2024-01-01 01:00", "2024-01-01 23:00", n_folds=3, test_size=120, train_size=300, mode=mode,
+                      store=store, classes=ClassLabels("sign"), embargo=2)
+    assert len(folds) == 3
+    for earlier, later in zip(folds, folds[1:]):
+        assert later.index_test[0] > earlier.index_test[-1]
+    for fold in folds:
+        assert len(fold.index_test) == 120
+        assert fold.index_test[0] - fold.index_train[-1] > pd.Timedelta(minutes=fls.horizon + 2)
+    sizes = [len(f.index_train) for f in folds]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] if mode == "expanding" else len(set(sizes)) == 1
+    assert folds[0].transforms != folds[1].transforms  # each fold fits its own

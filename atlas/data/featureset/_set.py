@@ -226,13 +226,43 @@ class FeatureLabelSet:
 
         train, test = _window(train, "train"), _window(test, "test")
         frame = self.build(train[0], test[1], store=store, cache=cache)
+        return make_dataset(frame, features=self.feature_names, label=self._label(label), train=train, test=test,
+                            scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
+                            embargo=embargo, window=window, seed=seed)
+
+    def folds(self, start, end, *, n_folds: int, test_size: int, train_size: int | None = None,
+              mode: str = "expanding", store: MarketStore | None = None, label: str | None = None,
+              scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
+              embargo: int = 0, seed: int = 0, cache: bool = True) -> list:
+        """Walk-forward datasets over ``start .. end``: test blocks side by side at the end, each trained on rows
+        before it (from the start with ``mode="expanding"``, the last ``train_size`` rows with ``"sliding"``),
+        purged by the label horizon and the embargo, every transform fitted on its fold's training rows.
+
+        Args:
+            n_folds: how many folds. test_size: buckets per test block.
+            train_size: ``"sliding"``: training buckets of each fold; ``"expanding"``: the fewest of the first.
+            The rest: as :meth:`dataset`.
+
+        Returns:
+            One ``atlas.data.dataset.Dataset`` per fold, oldest first.
+        """
+        from atlas.data.dataset import make_dataset, walk_forward
+
+        frame = self.build(start, end, store=store, cache=cache)
+        splits = walk_forward(frame.index, n_folds=n_folds, test_size=test_size, train_size=train_size, mode=mode,
+                              horizon=self.horizon, embargo=embargo)
+        rows = frame.index
+        return [make_dataset(frame, features=self.feature_names, label=self._label(label),
+                             train=(rows[s.train[0]], rows[s.train[-1]]), test=(rows[s.test[0]], rows[s.test[-1]]),
+                             scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
+                             embargo=embargo, window=window, seed=seed) for s in splits]
+
+    def _label(self, label: str | None) -> str:
         label = label or self.label_names[0]
         if label not in self.label_names:
             msg = f"label {label!r} is not a label of this set; its labels are {self.label_names}"
             raise ConfigError(msg)
-        return make_dataset(frame, features=self.feature_names, label=label, train=train, test=test,
-                            scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
-                            embargo=embargo, window=window, seed=seed)
+        return label
 
 
 def _window(value: Sequence, what: str) -> tuple[pd.Timestamp, pd.Timestamp]:
