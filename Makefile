@@ -27,6 +27,8 @@ demo: install
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data simulate --days 14 --exchanges bitstamp,itbit,coinbase --seed 7 --signal 0.3
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data metrics --bucket 1min
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data info
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas featureset build example_set --start 2024-01-02 --end 2024-01-14 \
+		--plot $(DEMO_HOME)/example_set.png
 	@echo
 	@echo "The demo store is $(DEMO_HOME)/market.db. Read a series out with:"
 	@echo "  ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data series bitstamp_btc_usd.1min.midpoint --start 2024-01-02 --end 2024-01-02T00:10"
