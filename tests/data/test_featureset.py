@@ -226,3 +226,16 @@ def test_walk_forward_folds_train_before_each_test_block(store, mode):
     sizes = [len(f.index_train) for f in folds]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] if mode == "expanding" else len(set(sizes)) == 1
     assert folds[0].transforms != folds[1].transforms  # each fold fits its own
+
+
+def test_a_saved_set_and_its_transforms_rebuild_identical_inputs(store):
+    from atlas.data.dataset import apply_transforms
+
+    fls = example_set()
+    data = fls.dataset(("2024-01-01 01:00", "2024-01-01 20:00"), ("2024-01-01 20:05", "2024-01-02 06:00"),
+                       store=store, classes=ClassLabels("sign"))
+    saved = json.loads(json.dumps({"set": fls.to_dict(), "transforms": data.transforms}))  # as a model carries them
+    again = FeatureLabelSet.from_dict(saved["set"])
+    frame = again.build(data.index_test[0], data.index_test[-1], store=store, cache=False)
+    rebuilt = apply_transforms(frame.loc[data.index_test], saved["transforms"])
+    np.testing.assert_array_equal(rebuilt, data.X_test)
