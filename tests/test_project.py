@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_conda_yaml_lists_the_same_dependencies_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = table["dependencies"] + table["optional-dependencies"]["ml"]
     conda = [line.strip()[2:] for line in (ROOT / "conda.yaml").read_text().splitlines()
              if line.startswith("      - ")]
     assert sorted(conda) == sorted(project)

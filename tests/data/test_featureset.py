@@ -239,3 +239,13 @@ def test_a_saved_set_and_its_transforms_rebuild_identical_inputs(store):
     frame = again.build(data.index_test[0], data.index_test[-1], store=store, cache=False)
     rebuilt = apply_transforms(frame.loc[data.index_test], saved["transforms"])
     np.testing.assert_array_equal(rebuilt, data.X_test)
+
+
+def test_features_frame_serves_the_newest_buckets_without_labels(store):
+    fls = example_set()
+    last = store.read_series("bitstamp_btc_usd.1min.midpoint").index[-1]
+    built = fls.build(last - pd.Timedelta("30min"), last, store=store)
+    served = fls.features_frame(last - pd.Timedelta("30min"), last, store=store)
+    assert list(served.columns) == fls.feature_names and served.index[-1] == last
+    assert built.index[-1] < last  # the newest bucket has no label yet: build drops it, serving keeps it
+    pd.testing.assert_frame_equal(served.loc[built.index], built[fls.feature_names], check_freq=False)

@@ -170,6 +170,28 @@ class FeatureLabelSet:
             self._cache().put(key, frame)
         return frame
 
+    def features_frame(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
+        """The feature columns only, for every bucket ``start <= t <= end``: what serving computes.
+
+        No label is read, so the newest buckets are there too; raw gaps are filled forward by at most
+        ``max_interpolate`` buckets as in :meth:`build`, and a value that is still missing stays NaN (the caller
+        decides what to do with the row). Never cached: serving wants the newest data.
+        """
+        store = store or MarketStore.from_settings()
+        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
+        if not len(rows):
+            msg = f"the range {start} .. {end} holds no {self.bucket} bucket; end must be after start"
+            raise ConfigError(msg)
+        width = parse_width(self.bucket)
+        wide = pd.date_range(rows[0] - (self.lookback + self.max_interpolate) * width, rows[-1], freq=width,
+                             name="bucket").as_unit("ns")
+        keys = set().union(*(f.series() for f in self.features))
+        data, _ = read_series(store, sorted(keys, key=lambda k: k.name), wide, fill=self.max_interpolate)
+        frame = pd.DataFrame({f.name: f.compute(data, index=wide) for f in self.features}, index=wide)
+        frame = frame.loc[rows[0]:rows[-1]]
+        frame.index.freq = None
+        return frame
+
     @staticmethod
     def _cache() -> FrameCache:
         return FrameCache(Settings.from_env().home / "cache")
