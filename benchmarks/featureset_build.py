@@ -59,11 +59,12 @@ def hand_written(db: Path, start: pd.Timestamp, end: pd.Timestamp, fill: int) ->
         raw[name] = pd.Series(frame["value"].to_numpy(), index=index)
     con.close()
     grid = pd.date_range(first, last, freq=width)
-    raw = {k: v.reindex(grid).ffill(limit=fill) for k, v in raw.items()}
-    mid, itbit = raw[SERIES[0]], raw[SERIES[3]]
+    raw = {k: v.reindex(grid) for k, v in raw.items()}
+    filled = {k: v.ffill(limit=fill) for k, v in raw.items()}  # features: the last value; labels: never filled
+    mid, itbit, true_mid = filled[SERIES[0]], filled[SERIES[3]], raw[SERIES[0]]
     out = pd.DataFrame({
-        "bid": raw[SERIES[1]], "ask": raw[SERIES[2]], "ret": np.log(mid / mid.shift(1)),
-        "spread": mid - itbit, "label": np.log(mid.shift(-1) / mid)}).loc[start:end]
+        "bid": filled[SERIES[1]], "ask": filled[SERIES[2]], "ret": np.log(mid / mid.shift(1)),
+        "spread": mid - itbit, "label": np.log(true_mid.shift(-1) / true_mid)}).loc[start:end]
     valid = out.notna().all(axis=1).to_numpy()
     first_row, last_row = int(np.argmax(valid)), len(valid) - int(np.argmax(valid[::-1])) - 1
     return out.iloc[first_row:last_row + 1].dropna()

@@ -249,3 +249,18 @@ def test_features_frame_serves_the_newest_buckets_without_labels(store):
     assert list(served.columns) == fls.feature_names and served.index[-1] == last
     assert built.index[-1] < last  # the newest bucket has no label yet: build drops it, serving keeps it
     pd.testing.assert_frame_equal(served.loc[built.index], built[fls.feature_names], check_freq=False)
+
+
+def test_a_label_over_a_gap_is_unknown_not_zero(store):
+    gap = START + pd.Timedelta("3h")
+    with store.atomic() as conn:
+        conn.exec_driver_sql("DELETE FROM atlas_metric WHERE series_id = (SELECT series_id FROM atlas_series WHERE "
+                             "name = 'bitstamp_btc_usd.1min.midpoint') AND bucket = '2024-01-01 03:00:00.000000'")
+    fls = FeatureLabelSet(features=[LogReturns().bitstamp().lookback(1)],
+                          labels=[LogReturns().bitstamp().lookforward(1)], max_interpolate=2)
+    frame = fls.build("2024-01-01 02:00", "2024-01-01 04:00", store=store, cache=False)
+    # the feature at the gap repeats the last midpoint (a zero return, known at the time); the labels that would
+    # need the missing midpoint are unknown, so their rows are dropped instead of learning a made-up zero
+    assert gap - pd.Timedelta("1min") not in frame.index and gap not in frame.index
+    assert frame.loc[gap + pd.Timedelta("1min")].notna().all()
+    assert frame.attrs["report"]["dropped"] == 2

@@ -43,26 +43,26 @@ def grid(start, end, bucket: str) -> pd.DatetimeIndex:
     return pd.date_range(first, last, freq=width, name="bucket").as_unit("ns")
 
 
-def read_series(store: MarketStore, keys: Sequence[SeriesKey], index: pd.DatetimeIndex, *, fill: int
-                ) -> tuple[dict[str, pd.Series], int]:
-    """Each stored series on ``index`` (NaN where missing), gaps of up to ``fill`` buckets filled forward.
+def read_series(store: MarketStore, keys: Sequence[SeriesKey], index: pd.DatetimeIndex) -> dict[str, pd.Series]:
+    """Each stored series on ``index``, NaN where a bucket has no value; series the store lacks are left out
+    (the features that need them say what is missing)."""
+    stored = set(store.series_registry()["name"])
+    return {key.name: store.read_series(key, index[0], index[-1]).reindex(index)
+            for key in sorted(keys, key=lambda k: k.name) if key.name in stored}
+
+
+def fill_forward(data: dict[str, pd.Series], limit: int) -> tuple[dict[str, pd.Series], int]:
+    """Gaps of up to ``limit`` buckets filled with the last value before them; returns the count filled.
 
     Filling forward repeats the last observation, which the bucket convention already means by a sampled value;
-    it never reads a later value, so it cannot leak the future into the past. Series the store lacks are left out:
-    the features that need them say what is missing.
+    it never reads a later value, so features stay free of lookahead. Labels are computed from the unfilled
+    series: a label over a gap is unknown, not zero.
     """
-    stored = set(store.series_registry()["name"])
-    data, filled = {}, 0
-    for key in sorted(keys, key=lambda k: k.name):
-        if key.name not in stored:
-            continue
-        values = store.read_series(key, index[0], index[-1]).reindex(index)
-        if fill:
-            before = int(values.isna().sum())
-            values = values.ffill(limit=fill)
-            filled += before - int(values.isna().sum())
-        data[key.name] = values
-    return data, filled
+    if not limit:
+        return data, 0
+    filled = {name: values.ffill(limit=limit) for name, values in data.items()}
+    count = sum(int(data[name].isna().sum() - filled[name].isna().sum()) for name in data)
+    return filled, count
 
 
 def clean(frame: pd.DataFrame, filled: int) -> tuple[pd.DataFrame, BuildReport]:

@@ -12,7 +12,7 @@ import pandas as pd
 from atlas.config import Settings
 from atlas.data.buckets import parse_width
 from atlas.data.featureset._cache import FrameCache
-from atlas.data.featureset._frame import BuildReport, clean, grid, read_series
+from atlas.data.featureset._frame import BuildReport, clean, fill_forward, grid, read_series
 from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
 from atlas.data.store import MarketStore
 from atlas.data.timestamps import utc_timestamp
@@ -120,6 +120,9 @@ class FeatureLabelSet:
                    labels=[feature_from_dict(f) for f in values["labels"]],
                    max_interpolate=values.get("max_interpolate", 2), title=values.get("title"))
 
+    def _feature_series(self) -> set[str]:
+        return {key.name for f in self.features for key in f.series()}
+
     def series(self) -> set:
         """The metric series the set reads."""
         return set().union(*(f.series() for f in (*self.features, *self.labels)))
@@ -130,7 +133,9 @@ class FeatureLabelSet:
         """The features and labels for every bucket ``start <= t <= end``, cleaned.
 
         Columns are the canonical names, features first. Cleaning realigns to the range where every column has
-        values, fills raw gaps forward by at most ``max_interpolate`` buckets and drops rows still missing a value;
+        values, fills gaps of the features' raw series forward by at most ``max_interpolate`` buckets (labels are
+        computed from the unfilled series: a label over a gap is unknown, not zero) and drops rows still missing a
+        value;
         ``frame.attrs["report"]`` says how many (see :class:`BuildReport`). Built frames are cached as Parquet
         under ``$ATLAS_HOME/cache``, keyed by this set, the range and the store's data version in that range.
 
@@ -159,9 +164,10 @@ class FeatureLabelSet:
             hit = self._cache().get(key)
             if hit is not None:
                 return hit
-        data, filled = read_series(store, sorted(self.series(), key=lambda k: k.name), wide,
-                                   fill=self.max_interpolate)
-        columns = {f.name: f.compute(data, index=wide) for f in (*self.features, *self.labels)}
+        raw = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
+        inputs, filled = fill_forward({k: raw[k] for k in self._feature_series() if k in raw}, self.max_interpolate)
+        columns = {f.name: f.compute({**raw, **inputs}, index=wide) for f in self.features}
+        columns |= {f.name: f.compute(raw, index=wide) for f in self.labels}
         frame = pd.DataFrame(columns, index=wide).loc[rows[0]:rows[-1]]
         frame, report = clean(frame, filled)
         frame.index.freq = None  # as it reads back from the cache
@@ -186,7 +192,7 @@ class FeatureLabelSet:
         wide = pd.date_range(rows[0] - (self.lookback + self.max_interpolate) * width, rows[-1], freq=width,
                              name="bucket").as_unit("ns")
         keys = set().union(*(f.series() for f in self.features))
-        data, _ = read_series(store, sorted(keys, key=lambda k: k.name), wide, fill=self.max_interpolate)
+        data, _ = fill_forward(read_series(store, sorted(keys, key=lambda k: k.name), wide), self.max_interpolate)
         frame = pd.DataFrame({f.name: f.compute(data, index=wide) for f in self.features}, index=wide)
         frame = frame.loc[rows[0]:rows[-1]]
         frame.index.freq = None
@@ -202,7 +208,7 @@ class FeatureLabelSet:
         rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
         width = parse_width(self.bucket)
         wide = pd.date_range(rows[0] - self.lookback * width, rows[-1] + self.horizon * width, freq=width).as_unit("ns")
-        data, _ = read_series(store, sorted(self.series(), key=lambda k: k.name), wide, fill=0)
+        data = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
         out = []
         for feature in (*self.features, *self.labels):
             try:
