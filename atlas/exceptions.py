@@ -42,3 +42,7 @@ class MissingDataError(AtlasError, LookupError):
 
 class LeakageError(AtlasError, ValueError):
     """A feature that reads the future was used as a model input: only a label may read the future."""
+
+
+class NotFittedError(AtlasError, RuntimeError):
+    """A model was asked to predict or save before it was fitted or loaded."""
