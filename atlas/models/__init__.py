@@ -31,6 +31,8 @@ from atlas.models._baselines import (
     PersistenceClassifier,
     PersistenceRegressor,
 )
+from atlas.models._fast import Predictor, compile_predictor
+from atlas.models._numpy_network import DenseNetwork
 from atlas.models._dense import DnnClassifier, DnnRegressor, LinearRegressor, LogisticClassifier
 from atlas.models._keras import KerasModel
 from atlas.models._params import Param
@@ -53,7 +55,9 @@ __all__ = [
     "MODELS",
     "STOP_REASONS",
     "TASKS",
+    "AtlasPyfunc",
     "DataShape",
+    "DenseNetwork",
     "DnnClassifier",
     "DnnRegressor",
     "EpochCallback",
@@ -73,15 +77,32 @@ __all__ = [
     "Param",
     "PersistenceClassifier",
     "PersistenceRegressor",
+    "Predictor",
     "RuntimeReport",
     "TcnClassifier",
     "TcnRegressor",
     "TransformerClassifier",
     "TransformerRegressor",
+    "compile_predictor",
     "configure",
     "describe",
     "load_model",
+    "log_pyfunc",
     "make_model",
     "model_class",
     "model_types",
+    "save_pyfunc",
 ]
+
+
+_PACKAGING = {"AtlasPyfunc": "atlas.models._pyfunc", "save_pyfunc": "atlas.models._packaging",
+              "log_pyfunc": "atlas.models._packaging"}
+
+
+def __getattr__(name: str):
+    """MLflow packaging loads on first use: importing atlas.models stays free of mlflow and TensorFlow."""
+    if name in _PACKAGING:
+        import importlib
+
+        return getattr(importlib.import_module(_PACKAGING[name]), name)
+    raise AttributeError(f"module 'atlas.models' has no attribute {name!r}")

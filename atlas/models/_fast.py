@@ -162,22 +162,21 @@ def graph_predictor(keras_model, *, proba: bool, jit_compile: bool | None = None
 
 
 def _all_layers(keras_model) -> list:
-    """Every layer, nested models and wrapped layers (``Bidirectional``) included."""
+    """Every layer, those of nested models and those wrapped (``Bidirectional``, ``TimeDistributed``) included."""
     found = []
     for layer in getattr(keras_model, "layers", []):
-        found.append(layer)
-        found.extend(_all_layers(layer))
-        for inner in ("layer", "forward_layer", "backward_layer", "cell"):
-            if hasattr(layer, inner) and not isinstance(getattr(layer, inner), (list, tuple)):
-                found.append(getattr(layer, inner))
+        wrapped = [getattr(layer, name) for name in ("layer", "forward_layer", "backward_layer") if
+                   hasattr(layer, name)]
+        found += [layer, *_all_layers(layer), *wrapped]
     return found
 
 
 def _last_activation(keras_model) -> str | None:
-    """The name of the last layer's activation, when it has one (None: unknown, trusted)."""
+    """The name of the last layer's Keras activation, when it has one (None: unknown, trusted)."""
     function = getattr(keras_model.layers[-1], "activation", None) if keras_model.layers else None
-    name = getattr(function, "__name__", None)
-    return "silu" if name == "swish" else name
+    if not (getattr(function, "__module__", None) or "").startswith("keras"):
+        return None  # no activation, or one of the user's own
+    return "silu" if function.__name__ == "swish" else function.__name__
 
 
 def _check_probabilities(activation: str | None) -> None:
