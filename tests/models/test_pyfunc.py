@@ -316,3 +316,42 @@ def test_parts_that_do_not_fit_together_are_refused_at_save(market, classifier, 
     lstm = fitted(TinyClassifier, market["windowed"])
     with pytest.raises(ConfigError, match=r"no model class of kind 'tiny_classifier'.*models=\{'tiny_classifier'"):
         save_pyfunc(tmp_path / "d", lstm, fls, market["windowed"].transforms)  # a class outside the zoo
+
+
+MANY_CHILD = textwrap.dedent("""
+    import sys
+    import mlflow.pyfunc
+    import pandas as pd
+
+    frame = pd.read_parquet(sys.argv[1])
+    for folder in sys.argv[2:]:
+        mlflow.pyfunc.load_model(folder).predict(frame).to_parquet(folder + ".out.parquet")
+""")
+
+
+def test_every_model_type_saves_through_mlflow_and_predicts_the_same_in_a_fresh_process(market, tmp_path):
+    """The contract over the zoo: build, one epoch, save as an MLflow model, load in a fresh process."""
+    from atlas.models import FitOptions, make_model, model_class, model_types
+
+    with MarketStore(market["url"]) as store:
+        windowed_regression = market["fls"].dataset(train=TRAIN, test=TEST, store=store, window=10, cache=False)
+    datasets = {("classification", False): market["data"], ("classification", True): market["windowed"],
+                ("regression", False): market["regression"], ("regression", True): windowed_regression}
+    raw = market["raw"].iloc[-40:]
+    expected, folders = {}, []
+    for kind in model_types(baseline=False):
+        cls = model_class(kind)
+        data = datasets[(cls.task, bool(cls.sequence))]
+        small = {"units": [4]} if "lstm" in kind or "gru" in kind else {}
+        model = make_model(kind, small, DataShape(data.n_features, data.n_classes or None, data.window))
+        model.fit(data.inputs("train"), data.y_train, options=FitOptions(epochs=1, patience=None, seed=1))
+        save_pyfunc(tmp_path / kind, model, market["fls"], data.transforms)
+        expected[kind] = mlflow.pyfunc.load_model(str(tmp_path / kind)).predict(raw)
+        folders.append(str(tmp_path / kind))
+    raw.to_parquet(tmp_path / "raw.parquet")
+    child = subprocess.run([sys.executable, "-c", MANY_CHILD, str(tmp_path / "raw.parquet"), *folders],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert len(expected) == 12
+    for kind, frame in expected.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{kind}.out.parquet"), frame, obj=kind)
