@@ -52,3 +52,10 @@ def test_the_python_block_runs(tmp_path, monkeypatch, capsys):
     exec(compile(python_block_after("## Python"), "README.md", "exec"), namespace)  # noqa: S102
     assert len(namespace["midpoint"]) == 2 * 1440
     assert 0.55 < float(capsys.readouterr().out) < 0.65  # the best accuracy for signal 0.3
+
+
+def test_the_models_block_runs_on_the_example_sets_data(simulated_home):
+    namespace: dict = {}
+    exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(python_block_after("## Models"), "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["history"].epochs >= 1 and namespace["baseline"].kind == "majority_classifier"
