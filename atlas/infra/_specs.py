@@ -1,0 +1,306 @@
+"""ModelSpec, WorkUnit and WorkSpec: hundreds of models described at once, checked when they are made.
+
+A ModelSpec names a model type and its parameters; each parameter is a value, a list (a grid: every value is
+tried) or an Optuna distribution (a range for TPE or random search). A WorkUnit pairs a feature-label set and its
+data options with model specs; a WorkSpec groups work units with a search strategy, a trial budget and the
+resources of each trial.
+
+Example:
+    >>> from optuna.distributions import FloatDistribution
+    >>> spec = ModelSpec("dnn", "dnn_classifier", {"hidden_units": [[32], [64, 32]], "dropout": [0.0, 0.2],
+    ...                                              "learning_rate": FloatDistribution(1e-4, 1e-2, log=True)})
+    >>> spec.grid_size, sorted(spec.ranges)
+    (4, ['learning_rate'])
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from atlas.exceptions import ConfigError
+
+_SEARCHES = ("grid", "tpe", "random")
+_PRUNERS = ("none", "median", "hyperband")
+
+
+def _distribution(value: Any) -> bool:
+    from optuna.distributions import BaseDistribution
+
+    return isinstance(value, BaseDistribution)
+
+
+def _fail(where: str, field_name: str, problem: str) -> None:
+    msg = f"{where}: {field_name} {problem}"
+    raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model type and its parameters: values, lists (grids) and Optuna distributions (ranges).
+
+    Args:
+        name: unique within its work unit; names the runs.
+        model: a model type of :mod:`atlas.models` (``"dnn_classifier"``); a typo gets "did you mean".
+        params: parameter name -> a value, a list of values to grid over, or an Optuna distribution. A parameter
+            whose value is itself a list (``hidden_units``) is gridded as a list of lists.
+        fit: training options: ``epochs``, ``batch_size``, ``patience``.
+    """
+
+    name: str
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    fit: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from atlas.models import model_class
+        from atlas.models._params import resolve_params
+
+        where = f"ModelSpec {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            _fail("ModelSpec", "name", f"must be a non-empty string, got {self.name!r}")
+        cls = model_class(self.model)  # unknown type: did you mean, and the list
+        object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "fit", dict(self.fit))
+        # a parameter whose values are lists (hidden_units=[64, 32]) is gridded only by a list of lists
+        listed = {name for name, param in getattr(cls, "parameters", {}).items() if isinstance(param.default, list)}
+        object.__setattr__(self, "_listed", frozenset(listed))
+        for name, value in self.params.items():
+            if isinstance(value, list) and not value:
+                _fail(where, f"params[{name!r}]", "is an empty grid: give at least one value")
+        try:  # names, and every fixed value and grid value, checked as the model will check them
+            for point in self.grid_points():
+                example = {**point, **{k: self._example(k) for k in self.ranges}}
+                cls.check_params(resolve_params(cls.kind, cls.parameters, example))
+        except ConfigError as error:
+            msg = f"{where}: {error}"
+            raise ConfigError(msg) from None
+        unknown = set(self.fit) - {"epochs", "batch_size", "patience"}
+        if unknown:
+            _fail(where, "fit", f"has unknown options {sorted(unknown)}; allowed: epochs, batch_size, patience")
+
+    def _is_grid(self, name: str) -> bool:
+        value = self.params[name]
+        if not isinstance(value, list):
+            return False
+        return name not in self._listed or (bool(value) and all(isinstance(v, list) for v in value))
+
+    def _example(self, name: str) -> Any:
+        value = self.params[name]
+        if self._is_grid(name):
+            return value[0]
+        low = getattr(value, "low", None)
+        return low if low is not None else value.choices[0]
+
+    @property
+    def grid(self) -> dict[str, list]:
+        """The gridded parameters and their values."""
+        return {k: v for k, v in self.params.items() if self._is_grid(k)}
+
+    @property
+    def ranges(self) -> dict[str, Any]:
+        """The parameters searched over a range (Optuna distributions)."""
+        return {k: v for k, v in self.params.items() if _distribution(v)}
+
+    @property
+    def grid_size(self) -> int:
+        size = 1
+        for values in self.grid.values():
+            size *= len(values)
+        return size
+
+    def grid_points(self) -> Iterator[dict[str, Any]]:
+        """Every combination of the gridded values, with the fixed parameters."""
+        fixed = {k: v for k, v in self.params.items() if k not in self.grid and k not in self.ranges}
+        names = list(self.grid)
+        for combination in itertools.product(*(self.grid[n] for n in names)):
+            yield {**fixed, **dict(zip(names, combination))}
+
+    def to_dict(self) -> dict:
+        from optuna.distributions import distribution_to_json
+
+        params = {k: ({"distribution": json.loads(distribution_to_json(v))} if _distribution(v) else v)
+                  for k, v in self.params.items()}
+        return {"name": self.name, "model": self.model, "params": params, "fit": dict(self.fit)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
+        from optuna.distributions import json_to_distribution
+
+        params = {k: (json_to_distribution(json.dumps(v["distribution"]))
+                      if isinstance(v, dict) and "distribution" in v else v)
+                  for k, v in values.get("params", {}).items()}
+        return cls(values["name"], values["model"], params, values.get("fit", {}))
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """A feature-label set, its data options and the model specs trained on that data.
+
+    Args:
+        name: unique within its work spec.
+        featureset: an ``atlas.data.FeatureLabelSet``.
+        train: ``(start, end)`` of the training window. test: ``(start, end)`` of the test window, after it.
+        model_specs: the models to train.
+        classes: an ``atlas.data.dataset.ClassLabels`` for classifiers, or None for regressors.
+        scaling, balance, window, embargo: as ``FeatureLabelSet.dataset``.
+    """
+
+    name: str
+    featureset: Any
+    train: tuple
+    test: tuple
+    model_specs: Sequence[ModelSpec]
+    classes: Any = None
+    scaling: str = "zscore"
+    balance: str = "none"
+    window: int | None = None
+    embargo: int = 0
+
+    def __post_init__(self) -> None:
+        from atlas.data.featureset import FeatureLabelSet
+        from atlas.models import model_class
+
+        where = f"WorkUnit {self.name!r}"
+        object.__setattr__(self, "model_specs", tuple(self.model_specs))
+        if not isinstance(self.featureset, FeatureLabelSet):
+            _fail(where, "featureset", f"must be a FeatureLabelSet, got {type(self.featureset).__name__}")
+        for label, window in (("train", self.train), ("test", self.test)):
+            if not isinstance(window, (tuple, list)) or len(window) != 2:
+                _fail(where, label, f"must be a (start, end) pair, got {window!r}")
+        if not self.model_specs:
+            _fail(where, "model_specs", "is empty: give at least one ModelSpec")
+        names = [m.name for m in self.model_specs]
+        if len(set(names)) != len(names):
+            _fail(where, "model_specs", f"repeat a name: {sorted({n for n in names if names.count(n) > 1})}")
+        for spec in self.model_specs:
+            cls = model_class(spec.model)
+            if cls.task == "classification" and self.classes is None:
+                _fail(where, "classes", f"is None but ModelSpec {spec.name!r} is a classifier ({spec.model}); "
+                      "give classes=ClassLabels(...)")
+            if cls.sequence and not self.window:
+                _fail(where, "window", f"is None but ModelSpec {spec.name!r} ({spec.model}) takes sequence "
+                      "windows; give window=N")
+
+
+@dataclass(frozen=True)
+class Search:
+    """How trials are chosen: ``"grid"`` (every grid point once), ``"tpe"`` or ``"random"`` over ranges and grids,
+    ``n_trials`` per model spec (grid: at most the grid's size), and a pruner on per-epoch validation loss."""
+
+    strategy: str = "grid"
+    n_trials: int | None = None
+    pruner: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in _SEARCHES:
+            _fail("Search", "strategy", f"must be one of {_SEARCHES}, got {self.strategy!r}")
+        if self.pruner not in _PRUNERS:
+            _fail("Search", "pruner", f"must be one of {_PRUNERS}, got {self.pruner!r}")
+        if self.n_trials is not None and (not isinstance(self.n_trials, int) or self.n_trials < 1):
+            _fail("Search", "n_trials", f"must be a whole number >= 1 or None, got {self.n_trials!r}")
+        if self.strategy != "grid" and self.n_trials is None:
+            _fail("Search", "n_trials", f"is required with strategy={self.strategy!r} (a trial budget)")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial gets: CPUs and a fraction of a GPU (0.25: four trials share one)."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.cpu > 0:
+            _fail("Resources", "cpu", f"must be > 0, got {self.cpu!r}")
+        if not 0 <= self.gpu <= 1 and not (self.gpu > 1 and float(self.gpu).is_integer()):
+            _fail("Resources", "gpu", f"must be a fraction in [0, 1] or a whole number of GPUs, got {self.gpu!r}")
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    """Work units, a search, per-trial resources, a concurrency limit and a seed.
+
+    Example:
+        >>> from atlas.data import FeatureLabelSet, LogReturns
+        >>> fls = FeatureLabelSet([LogReturns().bitstamp()], [LogReturns().bitstamp().lookforward(1)])
+        >>> unit = WorkUnit("next_minute", fls, ("2024-01-01", "2024-01-09"), ("2024-01-09 00:05", "2024-01-14"),
+        ...                 [ModelSpec("linear", "linear_regressor", {"l2": [0.0, 0.001]})])
+        >>> WorkSpec("example", [unit]).trials()
+        [('next_minute', 'linear', 2)]
+    """
+
+    name: str
+    work_units: Sequence[WorkUnit]
+    search: Search = field(default_factory=Search)
+    resources: Resources = field(default_factory=Resources)
+    max_concurrent: int | None = None
+    seed: int = 0
+    log_models: str | int = "all"
+
+    def __post_init__(self) -> None:
+        where = f"WorkSpec {self.name!r}"
+        object.__setattr__(self, "work_units", tuple(self.work_units))
+        if not self.work_units:
+            _fail(where, "work_units", "is empty: give at least one WorkUnit")
+        names = [u.name for u in self.work_units]
+        if len(set(names)) != len(names):
+            _fail(where, "work_units", f"repeat a name: {sorted({n for n in names if names.count(n) > 1})}")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            _fail(where, "max_concurrent", f"must be a whole number >= 1 or None, got {self.max_concurrent!r}")
+        if not (self.log_models == "all" or (isinstance(self.log_models, int) and self.log_models >= 0)):
+            _fail(where, "log_models", f"must be 'all' or a number k (the top k by test score), got "
+                  f"{self.log_models!r}")
+        if self.search.strategy == "grid":
+            ranged = [f"{u.name}/{m.name}" for u in self.work_units for m in u.model_specs if m.ranges]
+            if ranged:
+                _fail(where, "search", f"is 'grid' but these model specs have ranges (Optuna distributions): "
+                      f"{ranged}; use Search('tpe', n_trials=...) or give lists")
+
+    def trials(self) -> list[tuple[str, str, int]]:
+        """(work unit, model spec, trials) for every model spec: the sweep's plan."""
+        plan = []
+        for unit in self.work_units:
+            for spec in unit.model_specs:
+                count = spec.grid_size if self.search.strategy == "grid" else self.search.n_trials
+                if self.search.strategy == "grid" and self.search.n_trials:
+                    count = min(count, self.search.n_trials)
+                plan.append((unit.name, spec.name, count))
+        return plan
+
+    @property
+    def n_trials(self) -> int:
+        return sum(count for _, _, count in self.trials())
+
+
+def load_spec(path: str) -> WorkSpec:
+    """Imports a Python file that defines ``SPEC`` (a WorkSpec); every error names the file.
+
+    Raises:
+        ConfigError: the file is missing, fails to import, lacks SPEC, or SPEC is not a WorkSpec.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        msg = f"spec file {path} does not exist; spec files are Python modules defining SPEC, e.g. experiments/quickstart.py"
+        raise ConfigError(msg)
+    module_spec = importlib.util.spec_from_file_location(f"atlas_spec_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except ConfigError as error:
+        msg = f"{path}: {error}"
+        raise ConfigError(msg) from None
+    except Exception as error:  # noqa: BLE001 - any failure of user code: name the file
+        msg = f"{path} failed to import: {type(error).__name__}: {error}"
+        raise ConfigError(msg) from error
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, WorkSpec):
+        msg = f"{path} must define SPEC = WorkSpec(...), got {type(spec).__name__ if spec is not None else 'nothing'}"
+        raise ConfigError(msg)
+    return spec
