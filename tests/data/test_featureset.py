@@ -264,3 +264,10 @@ def test_a_label_over_a_gap_is_unknown_not_zero(store):
     assert gap - pd.Timedelta("1min") not in frame.index and gap not in frame.index
     assert frame.loc[gap + pd.Timedelta("1min")].notna().all()
     assert frame.attrs["report"]["dropped"] == 2
+
+
+def test_an_empty_range_is_a_clear_error_everywhere(store):
+    fls = example_set()
+    for method in (fls.build, fls.features_frame, fls.coverage):
+        with pytest.raises(ConfigError, match="holds no 1min bucket; end must be after start"):
+            method("2024-01-01 02:00", "2024-01-01 01:00", store=store)

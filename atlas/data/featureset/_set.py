@@ -149,13 +149,7 @@ class FeatureLabelSet:
             MissingDataError: a feature needs a series the store lacks; the message says what produces it.
         """
         store = store or MarketStore.from_settings()
-        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
-        if not len(rows):
-            msg = f"the range {start} .. {end} holds no {self.bucket} bucket; end must be after start"
-            raise ConfigError(msg)
-        width = parse_width(self.bucket)
-        wide = pd.date_range(rows[0] - (self.lookback + self.max_interpolate) * width,
-                             rows[-1] + self.horizon * width, freq=width, name="bucket").as_unit("ns")
+        rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=self.horizon)
         key = None
         if cache:
             exchanges = sorted({k.exchange.name for k in self.series()})
@@ -184,19 +178,23 @@ class FeatureLabelSet:
         decides what to do with the row). Never cached: serving wants the newest data.
         """
         store = store or MarketStore.from_settings()
-        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
-        if not len(rows):
-            msg = f"the range {start} .. {end} holds no {self.bucket} bucket; end must be after start"
-            raise ConfigError(msg)
-        width = parse_width(self.bucket)
-        wide = pd.date_range(rows[0] - (self.lookback + self.max_interpolate) * width, rows[-1], freq=width,
-                             name="bucket").as_unit("ns")
+        rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=0)
         keys = set().union(*(f.series() for f in self.features))
         data, _ = fill_forward(read_series(store, sorted(keys, key=lambda k: k.name), wide), self.max_interpolate)
         frame = pd.DataFrame({f.name: f.compute(data, index=wide) for f in self.features}, index=wide)
         frame = frame.loc[rows[0]:rows[-1]]
         frame.index.freq = None
         return frame
+
+    def _grids(self, start, end, *, before: int, after: int) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+        """The buckets asked for, and the wider grid the computation reads (``before``/``after`` buckets more)."""
+        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
+        if not len(rows):
+            msg = f"the range {start} .. {end} holds no {self.bucket} bucket; end must be after start"
+            raise ConfigError(msg)
+        width = parse_width(self.bucket)
+        wide = pd.date_range(rows[0] - before * width, rows[-1] + after * width, freq=width, name="bucket")
+        return rows, wide.as_unit("ns")
 
     @staticmethod
     def _cache() -> FrameCache:
@@ -205,9 +203,7 @@ class FeatureLabelSet:
     def coverage(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
         """Per feature and label: buckets in the range, buckets with a value before cleaning, and the fraction."""
         store = store or MarketStore.from_settings()
-        rows = grid(utc_timestamp(start, what="start"), utc_timestamp(end, what="end"), self.bucket)
-        width = parse_width(self.bucket)
-        wide = pd.date_range(rows[0] - self.lookback * width, rows[-1] + self.horizon * width, freq=width).as_unit("ns")
+        rows, wide = self._grids(start, end, before=self.lookback, after=self.horizon)
         data = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
         out = []
         for feature in (*self.features, *self.labels):
