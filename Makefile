@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 test: install
 	@bash scripts/require-services.sh
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 demo: install
 	rm -rf $(DEMO_HOME)
@@ -29,7 +29,12 @@ demo: install
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data info
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas featureset build example_set --start 2024-01-02 --end 2024-01-14 \
 		--plot $(DEMO_HOME)/example_set.png
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas train experiments/quickstart.py
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas harvest quickstart --output $(DEMO_HOME)/quickstart_results.parquet
 	@echo
+	@echo "The quickstart sweep is in MLflow. Open the MLflow UI on its store with:"
+	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO_HOME))/mlflow.db --port 5000"
+	@echo "and browse http://127.0.0.1:5000 (experiment 'quickstart': one run per execution, work unit and trial)."
 	@echo "The demo store is $(DEMO_HOME)/market.db. Read a series out with:"
 	@echo "  ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data series bitstamp_btc_usd.1min.midpoint --start 2024-01-02 --end 2024-01-02T00:10"
 

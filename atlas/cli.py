@@ -38,9 +38,12 @@ def main() -> None:
 
 from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wait for a command to run)
 from atlas.commands.featureset import featureset  # noqa: E402
+from atlas.commands.train import harvest, train  # noqa: E402
 
 main.add_command(data)
 main.add_command(featureset)
+main.add_command(train)
+main.add_command(harvest)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,11 @@ def open_store(store_url: str | None):
                        extra_venues=settings.store.extra_venues)
 
 
+def empty_is_none(ctx, param, value):
+    """A click callback: an empty option value (``--start ''``, as MLproject passes a blank one) means unset."""
+    return value or None
+
+
 def split_list(value: str | None) -> list[str] | None:
     """``"a,b , c"`` -> ``["a", "b", "c"]``; None or empty -> None."""
     if not value:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from atlas.commands._common import numbers, open_store, split_list, store_option
+from atlas.commands._common import empty_is_none, numbers, open_store, split_list, store_option
 from atlas.commands.data_import import import_group
 
 
@@ -103,8 +103,8 @@ def info(show_series, store_url) -> None:
 
 @data.command("series")
 @click.argument("name")
-@click.option("--start", default=None, help="First bucket (UTC), inclusive.")
-@click.option("--end", default=None, help="Last bucket (UTC), inclusive.")
+@click.option("--start", default=None, help="First bucket (UTC), inclusive.", callback=empty_is_none)
+@click.option("--end", default=None, help="Last bucket (UTC), inclusive.", callback=empty_is_none)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="File to write [default: "
               "standard output; parquet needs a file].")

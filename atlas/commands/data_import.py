@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from atlas.commands._common import mapping, open_store, split_list, store_option
+from atlas.commands._common import empty_is_none, mapping, open_store, split_list, store_option
 
 _tz = click.option("--tz", default=None, help="Zone that naive timestamps were written in, e.g. UTC. Atlas stores "
                    "UTC and refuses to guess.")
@@ -25,8 +25,8 @@ def import_group() -> None:
 
 @import_group.command("gds")
 @click.option("--url", required=True, help="SQLAlchemy URL of the Gryphon Data Service database.")
-@click.option("--start", default=None, help="Copy from this time (UTC), exclusive.")
-@click.option("--end", default=None, help="Copy up to this time (UTC), inclusive.")
+@click.option("--start", default=None, help="Copy from this time (UTC), exclusive.", callback=empty_is_none)
+@click.option("--end", default=None, help="Copy up to this time (UTC), inclusive.", callback=empty_is_none)
 @click.option("--exchanges", default=None, help="Comma-separated exchanges [default: all].")
 @click.option("--skip-invalid", is_flag=True, help="Skip rows that break a rule (counted) instead of failing.")
 @click.option("--skip-existing", is_flag=True, help="Skip rows already in the store (counted) instead of failing.")

@@ -1,0 +1,107 @@
+"""``atlas train`` and ``atlas harvest``: run a work spec's sweep, and read its trials back as a table."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from atlas.commands._common import empty_is_none
+
+
+@click.command()
+@click.argument("spec_file", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Build the data and print the plan; train nothing.")
+@click.option("--address", default=None, metavar="ADDR", envvar="ATLAS_RAY_ADDRESS", callback=empty_is_none,
+              help="An existing Ray cluster [env ATLAS_RAY_ADDRESS; default: start a local Ray].")
+@click.option("--max-concurrent", type=click.IntRange(min=0), default=None, metavar="N",
+              help="At most N trials at once (default or 0: the spec's max_concurrent, else what the cluster fits).")
+@click.option("--resume", is_flag=True, envvar="ATLAS_RESUME",
+              help="Finish the newest execution of this spec; nothing runs twice [env ATLAS_RESUME=true].")
+@click.option("--quiet", is_flag=True, help="No live progress.")
+def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: int | None, resume: bool,
+          quiet: bool) -> None:
+    """Train every model of the work spec in SPEC (a Python file defining SPEC), recorded in MLflow.
+
+    \b
+    Example:
+      atlas train experiments/quickstart.py --dry-run
+      atlas train experiments/quickstart.py --max-concurrent 2
+      atlas train experiments/quickstart.py --resume     # after Ctrl-C
+    """
+    from atlas.config import Settings
+    from atlas.infra import load_spec
+
+    spec = load_spec(spec_file)
+    settings = Settings.from_env()
+    if dry_run:
+        _print_plan(spec, settings)
+        return
+    from atlas.infra import train as run
+
+    report = run(spec, settings=settings, address=address, max_concurrent=max_concurrent or None, resume=resume,
+                 progress=not quiet)
+    finished, pruned, failed = (report.count(s) for s in ("finished", "pruned", "failed"))
+    click.echo(f"{spec.name}: {len(report.results)} trials in {report.wall_seconds:.0f} s on {report.slots} "
+               f"slots: {finished} finished, {pruned} pruned, {failed} failed. Execution run "
+               f"{report.execution_run_id} in experiment {spec.name!r}.")
+    best = min((r for r in report.results if r.objective is not None and r.state == "finished"),
+               key=lambda r: r.objective, default=None)
+    if best is not None:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in best.scores.items() if k.startswith("test_"))
+        click.echo(f"Lowest validation loss: {best.work_unit}/{best.model_spec}#{best.number} "
+                   f"({best.objective:.4f}); on the test window: {scores}.")
+    for result in [r for r in report.results if r.state == "failed"][:3]:
+        last = (result.error or "").strip().splitlines()[-1:] or ["?"]
+        click.echo(f"Failed: {result.work_unit}/{result.model_spec}#{result.number}: {last[0]}", err=True)
+    uri = settings.tracking.mlflow_uri
+    click.echo(f"Results: atlas harvest {spec_file} --output results.parquet")
+    click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open http://127.0.0.1:5000")
+    if report.interrupted:
+        click.echo(f"Interrupted: unfinished trials are marked KILLED. Finish the sweep with: "
+                   f"atlas train {spec_file} --resume", err=True)
+        sys.exit(130)
+    if report.results and failed == len(report.results):
+        click.echo("Error: every trial failed; see the traceback.txt artifact of any trial run", err=True)
+        sys.exit(1)
+
+
+def _print_plan(spec, settings) -> None:
+    from atlas.infra import plan
+
+    rows = plan(spec, settings=settings)
+    click.echo(f"{spec.name}: {spec.n_trials} trials, search {spec.search.strategy}, {spec.resources.cpu} CPU and "
+               f"{spec.resources.gpu} GPU per trial, seed {spec.seed}")
+    width = max(len(f"{r['work_unit']}/{r['model_spec']}") for r in rows)
+    for row in rows:
+        name = f"{row['work_unit']}/{row['model_spec']}"
+        click.echo(f"  {name:<{width}}  {row['model']:<22} {row['trials']:>4} trials  train {row['train_samples']:>7}"
+                   f"  test {row['test_samples']:>7}  data {row['data_hash']}")
+
+
+@click.command()
+@click.argument("spec", metavar="SPEC")
+@click.option("--output", "-o", default=None, metavar="FILE", help="Write the table as .parquet or .csv.")
+@click.option("--execution", default="latest", show_default=True, metavar="latest|all|RUN_ID",
+              help="Which execution of the spec.")
+@click.option("--top", default=10, show_default=True, metavar="N", help="Print the N lowest validation losses.")
+def harvest(spec: str, output: str | None, execution: str, top: int) -> None:
+    """Every trial of SPEC (a spec file or a work spec's name) as one table: params, metrics, states, run ids."""
+    from pathlib import Path
+
+    from atlas.config import Settings
+    from atlas.infra import harvest as read
+    from atlas.infra import load_spec
+    from atlas.infra._harvest import write_results
+
+    name = load_spec(spec).name if spec.endswith(".py") or Path(spec).is_file() else spec
+    frame = read(name, settings=Settings.from_env(), execution=execution)
+    counts = frame["state"].value_counts().to_dict() if len(frame) else {}
+    click.echo(f"{name}: {len(frame)} trials " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if len(frame):
+        columns = [c for c in ("work_unit", "model_spec", "trial", "state", "best_val_loss", "test_accuracy",
+                               "test_mse", "fit_seconds") if c in frame.columns]
+        best = frame.sort_values("best_val_loss").head(top)[columns]
+        click.echo(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if output:
+        click.echo(f"Wrote {write_results(frame, output)}")

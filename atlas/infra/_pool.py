@@ -1,0 +1,137 @@
+"""Ray runs the trials: long-lived workers (one Ray actor per concurrent trial) that import TensorFlow once.
+
+Each worker holds the resources of one trial (CPUs and a GPU fraction, so four workers can share a GPU at
+0.25). A worker that dies (killed, out of memory, its node lost) is replaced and its trial is sent again; a
+trial that raises comes back as a failed result instead, so the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from atlas.exceptions import ConfigError
+from atlas.infra._specs import Resources
+from atlas.infra._trial import TrialResult, TrialTask, run_trial
+
+#: Attempts per trial when its worker dies (a trial that raises is not retried: it would raise again).
+ATTEMPTS = 3
+
+
+class TrialWorker:
+    """A Ray actor that runs trials one after another; TensorFlow is imported once, when it starts."""
+
+    def __init__(self, threads: int, packaging: bool) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from atlas.models import configure
+
+        configure(seed=0, threads=threads)  # imports TensorFlow and sets its thread pools, once per process
+        if packaging:  # MLflow's pyfunc too, when trials package models: the first trial should not pay for it
+            import atlas.models._packaging  # noqa: F401
+
+    def run(self, task: TrialTask, dataset: Any) -> TrialResult:
+        import ray
+
+        result = run_trial(task, dataset)
+        result.node = ray.get_runtime_context().get_node_id()
+        return result
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def connect(address: str | None) -> bool:
+    """Connects to the Ray cluster at ``address``, or starts a local one; True when this call started Ray.
+
+    Raises:
+        ConfigError: no cluster answers at ``address``.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options = {"logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(include_dashboard=False, **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        msg = (f"cannot connect to the Ray cluster at {address!r}: {error}. Start one with `ray start --head`, "
+               f"or leave out --address (and ATLAS_RAY_ADDRESS) to run on a local Ray")
+        raise ConfigError(msg) from error
+    return True
+
+
+def slots(resources: Resources, wanted: int | None) -> int:
+    """How many trials can run at once on the cluster: its CPUs and GPUs over one trial's, capped by ``wanted``.
+
+    Raises:
+        ConfigError: one trial needs more than any cluster offers in all.
+    """
+    import ray
+
+    total = ray.cluster_resources()
+    fits = int(total.get("CPU", 0) // resources.cpu)
+    if resources.gpu:
+        fits = min(fits, int(total.get("GPU", 0) // resources.gpu))
+    if fits < 1:
+        msg = (f"a trial needs {resources.cpu} CPU and {resources.gpu} GPU, but the Ray cluster has "
+               f"{total.get('CPU', 0)} CPU and {total.get('GPU', 0)} GPU in all; lower WorkSpec.resources")
+        raise ConfigError(msg)
+    return min(fits, wanted) if wanted else fits
+
+
+@dataclass
+class Worker:
+    actor: Any
+    outstanding: int = 0  # trials sent and not yet back
+
+
+class WorkerPool:
+    """``size`` workers with ``resources`` each; :meth:`submit` a trial to a free one, :meth:`replace` a dead one.
+
+    Each worker holds up to ``depth`` trials: the next one waits in the actor's queue, so a worker starts it the
+    moment it finishes the last, while the driver records the result.
+    """
+
+    def __init__(self, size: int, resources: Resources, *, packaging: bool = True, depth: int = 2) -> None:
+        import ray
+
+        self._remote = ray.remote(TrialWorker)
+        self.resources, self.depth, self.packaging = resources, depth, packaging
+        self.threads = max(1, int(resources.cpu))
+        self.workers = [self._start() for _ in range(size)]
+
+    def _start(self) -> Worker:
+        actor = self._remote.options(num_cpus=self.resources.cpu, num_gpus=self.resources.gpu,
+                                     max_restarts=0, max_task_retries=0).remote(self.threads, self.packaging)
+        return Worker(actor)
+
+    def free(self) -> Worker | None:
+        """The worker with the fewest trials in hand, if it can take one more."""
+        worker = min(self.workers, key=lambda w: w.outstanding, default=None)
+        return worker if worker is not None and worker.outstanding < self.depth else None
+
+    def submit(self, worker: Worker, task: TrialTask, data_ref: Any):
+        worker.outstanding += 1
+        return worker.actor.run.remote(task, data_ref)
+
+    def release(self, worker: Worker) -> None:
+        worker.outstanding = max(0, worker.outstanding - 1)
+
+    def replace(self, worker: Worker) -> None:
+        """Kills ``worker`` (if it still lives) and starts a fresh one in its place (once per dead worker)."""
+        import ray
+
+        if worker in self.workers:
+            ray.kill(worker.actor, no_restart=True)
+            self.workers[self.workers.index(worker)] = self._start()
+
+    def shutdown(self) -> None:
+        import ray
+
+        for worker in self.workers:
+            ray.kill(worker.actor, no_restart=True)
+        self.workers = []

@@ -1,0 +1,51 @@
+"""A classifier whose training is scripted by its parameters, so sweep tests can make trials fail, die, run
+slowly or converge badly on purpose. It trains as the majority baseline and reports made-up validation losses.
+
+Sweep tests register this module with ``cloudpickle.register_pickle_by_value``, so Ray workers receive the
+class itself, as they would a model class defined in an experiment file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from atlas.models._base import History
+from atlas.models._baselines import MajorityClassifier
+from atlas.models._params import Param, choice_param, count_param, number_param
+
+
+class ScriptedClassifier(MajorityClassifier):
+    """``behaviour``: "train", "raise" (fit raises), "die_once" (the first attempt kills its own process; the
+    ``marker`` file records that it did). ``loss``: the first epoch's validation loss, falling 5% an epoch."""
+
+    kind = "scripted_classifier"
+    baseline = False
+    summary = "a test double: scripted validation losses, failures and deaths"
+    parameters: ClassVar[dict[str, Param]] = {
+        "loss": number_param(1.0, "the first epoch's validation loss", low=0.0),
+        "epochs": count_param(4, "epochs to report"),
+        "seconds": number_param(0.0, "seconds each epoch takes", low=0.0),
+        "behaviour": choice_param("train", "what fit does", ("train", "raise", "die_once")),
+        "marker": Param("", "a file that die_once creates before dying", "a path", str),
+    }
+
+    def fit(self, x, y, *, validation=None, callbacks=(), **_) -> History:
+        if self.params["behaviour"] == "raise":
+            msg = "scripted failure: this trial raises on purpose"
+            raise RuntimeError(msg)
+        marker = Path(self.params["marker"])
+        if self.params["behaviour"] == "die_once" and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().fit(x, y)
+        losses = []
+        for epoch in range(self.params["epochs"]):
+            time.sleep(self.params["seconds"])
+            losses.append(self.params["loss"] * (1 - 0.05 * epoch))
+            if any(callback(epoch, {"loss": losses[-1], "val_loss": losses[-1]}) for callback in callbacks):
+                return History({"loss": losses, "val_loss": list(losses)}, stopped="callback")
+        return History({"loss": losses, "val_loss": list(losses)})
