@@ -40,6 +40,9 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/metric_pipeline.py
+	$(BIN)/python benchmarks/featureset_build.py
+	$(BIN)/python benchmarks/harvest.py
+	$(BIN)/python benchmarks/sweep_overhead.py
 
 clean:
 	rm -rf $(VENV) .atlas .pytest_cache

@@ -18,7 +18,7 @@ to its last result. Efficiency = train s / (wall s x 2 slots): the share of the 
 rest is process start-up, imports, scheduling, data transfer and tracking. A ratio peer / atlas above 1 means
 Atlas finished the same sweep sooner. Small models on little data make overhead dominate: the point here.
 
-Usage: python benchmarks/sweep_overhead.py [--trials 16] [--epochs 10] [--quick] [--side peer|atlas|both]
+Usage: python benchmarks/sweep_overhead.py [--trials 24] [--epochs 20] [--quick] [--side peer|atlas|both]
                                           [--days 4] [--keep]
 """
 
@@ -199,8 +199,8 @@ def sweep(args, trials: int, epochs: int, home: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--days", type=float, default=4.0, help="days of simulated market")
     parser.add_argument("--quick", action="store_true", help="a tiny run: 4 trials of 2 epochs")
     parser.add_argument("--side", choices=("peer", "atlas", "both"), default="both")

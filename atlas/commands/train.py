@@ -15,7 +15,8 @@ from atlas.commands._common import empty_is_none
 @click.option("--address", default=None, metavar="ADDR", envvar="ATLAS_RAY_ADDRESS", callback=empty_is_none,
               help="An existing Ray cluster [env ATLAS_RAY_ADDRESS; default: start a local Ray].")
 @click.option("--max-concurrent", type=click.IntRange(min=0), default=None, metavar="N",
-              help="At most N trials at once (default or 0: the spec's max_concurrent, else what the cluster fits).")
+              help="At most N trials at once (default or 0: the spec's max_concurrent, else what the cluster "
+                   "fits).")
 @click.option("--resume", is_flag=True, envvar="ATLAS_RESUME",
               help="Finish the newest execution of this spec; nothing runs twice [env ATLAS_RESUME=true].")
 @click.option("--quiet", is_flag=True, help="No live progress.")
@@ -75,8 +76,8 @@ def _print_plan(spec, settings) -> None:
     width = max(len(f"{r['work_unit']}/{r['model_spec']}") for r in rows)
     for row in rows:
         name = f"{row['work_unit']}/{row['model_spec']}"
-        click.echo(f"  {name:<{width}}  {row['model']:<22} {row['trials']:>4} trials  train {row['train_samples']:>7}"
-                   f"  test {row['test_samples']:>7}  data {row['data_hash']}")
+        click.echo(f"  {name:<{width}}  {row['model']:<22} {row['trials']:>4} trials  "
+                   f"train {row['train_samples']:>7}  test {row['test_samples']:>7}  data {row['data_hash']}")
 
 
 @click.command()

@@ -28,8 +28,8 @@ from atlas.infra._tracking import (
 
 #: The leading columns of a Results frame, in order; parameters and metrics follow.
 COLUMNS = ["work_spec", "work_unit", "model_spec", "trial", "model", "state", "best_val_loss", "run_id",
-           "work_unit_run_id", "execution_run_id", "model_id", "start_time", "end_time", "host", "node", "attempts",
-           "data_hash", "code_version", "error"]
+           "work_unit_run_id", "execution_run_id", "model_id", "start_time", "end_time", "host", "node",
+           "attempts", "data_hash", "code_version", "error"]
 _PAGE = 1000
 
 
@@ -73,12 +73,18 @@ def harvest(work_spec: str, *, settings: Settings | None = None, execution: str 
         token = page.token
         if not token:
             break
+    if execution != "all" and not rows and client.search_runs(
+            [experiment.experiment_id], f"attributes.run_id = '{execution}'", max_results=1) == []:
+        msg = (f"{execution!r} is not an execution run of work spec {work_spec!r}; give one of its execution run "
+               f"ids, 'latest' or 'all'")
+        raise ConfigError(msg)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     extra = sorted(c for c in frame.columns if c not in COLUMNS)
-    frame = frame[COLUMNS + [c for c in extra if c.startswith("param.")] +
-                  [c for c in extra if not c.startswith("param.")]]
+    # reindex, not select: a sweep whose trials all failed has no best_val_loss column to select
+    frame = frame.reindex(columns=COLUMNS + [c for c in extra if c.startswith("param.")] +
+                          [c for c in extra if not c.startswith("param.")])
     return frame.sort_values(["work_unit", "model_spec", "trial", "start_time"]).reset_index(drop=True)
 
 
@@ -92,8 +98,9 @@ def _row(run) -> dict:
            "model_id": models[0].model_id if models else None,
            "start_time": pd.Timestamp(info.start_time, unit="ms", tz="UTC"),
            "end_time": pd.Timestamp(info.end_time, unit="ms", tz="UTC") if info.end_time else pd.NaT,
-           "host": tags.get("atlas.host"), "node": tags.get("atlas.node"), "attempts": int(tags.get("atlas.attempts", 1)),
-           "data_hash": tags.get(DATA_HASH), "code_version": tags.get(CODE_VERSION), "error": tags.get("atlas.error")}
+           "host": tags.get("atlas.host"), "node": tags.get("atlas.node"),
+           "attempts": int(tags.get("atlas.attempts", 1)), "data_hash": tags.get(DATA_HASH),
+           "code_version": tags.get(CODE_VERSION), "error": tags.get("atlas.error")}
     if row["state"] == "running":  # a driver that died without marking its trials
         row["state"] = "unfinished"
     row.update({f"param.{k}": v for k, v in run.data.params.items()})

@@ -34,7 +34,8 @@ class TrialWorker:
         import ray
 
         result = run_trial(task, dataset)
-        result.node = ray.get_runtime_context().get_node_id()
+        context = ray.get_runtime_context()
+        result.node, result.gpus = context.get_node_id(), list(context.get_accelerator_ids().get("GPU", []))
         return result
 
     def pid(self) -> int:
@@ -42,7 +43,8 @@ class TrialWorker:
 
 
 def connect(address: str | None) -> bool:
-    """Connects to the Ray cluster at ``address``, or starts a local one; True when this call started Ray.
+    """Connects to the Ray cluster at ``address`` (``"auto"``: the one running on this machine), or starts a
+    local one; True when this call connected (and so disconnects at the end).
 
     Raises:
         ConfigError: no cluster answers at ``address``.
@@ -55,8 +57,8 @@ def connect(address: str | None) -> bool:
     try:
         if address:
             ray.init(address=address, **options)
-        else:
-            ray.init(include_dashboard=False, **options)
+        else:  # "local": a new Ray of our own, never one that another process started and may be stopping
+            ray.init(address="local", include_dashboard=False, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         msg = (f"cannot connect to the Ray cluster at {address!r}: {error}. Start one with `ray start --head`, "
                f"or leave out --address (and ATLAS_RAY_ADDRESS) to run on a local Ray")

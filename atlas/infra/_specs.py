@@ -78,7 +78,8 @@ class ModelSpec:
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "fit", dict(self.fit))
         # a parameter whose values are lists (hidden_units=[64, 32]) is gridded only by a list of lists
-        listed = {name for name, param in getattr(cls, "parameters", {}).items() if isinstance(param.default, list)}
+        listed = {name for name, param in getattr(cls, "parameters", {}).items()
+                  if isinstance(param.default, list)}
         object.__setattr__(self, "_listed", frozenset(listed))
         for name, value in self.params.items():
             if isinstance(value, list) and not value:
@@ -324,7 +325,8 @@ class WorkSpec:
         names = [u.name for u in self.work_units]
         if len(set(names)) != len(names):
             _fail(where, "work_units", f"repeat a name: {sorted({n for n in names if names.count(n) > 1})}")
-        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int)
+                                                or self.max_concurrent < 1):
             _fail(where, "max_concurrent", f"must be a whole number >= 1 or None, got {self.max_concurrent!r}")
         if not (self.log_models == "all" or (isinstance(self.log_models, int) and self.log_models >= 0)):
             _fail(where, "log_models", f"must be 'all' or a number k (the top k by validation loss), got "
@@ -394,7 +396,8 @@ def load_spec(path: str) -> WorkSpec:
 
     file = Path(path)
     if not file.is_file():
-        msg = f"spec file {path} does not exist; spec files are Python modules defining SPEC, e.g. experiments/quickstart.py"
+        msg = (f"spec file {path} does not exist; spec files are Python modules defining SPEC, "
+               "e.g. experiments/quickstart.py")
         raise ConfigError(msg)
     import sys
 
@@ -413,6 +416,7 @@ def load_spec(path: str) -> WorkSpec:
     ship_by_value(module)
     spec = getattr(module, "SPEC", None)
     if not isinstance(spec, WorkSpec):
-        msg = f"{path} must define SPEC = WorkSpec(...), got {type(spec).__name__ if spec is not None else 'nothing'}"
+        found = type(spec).__name__ if spec is not None else "nothing"
+        msg = f"{path} must define SPEC = WorkSpec(...), got {found}"
         raise ConfigError(msg)
     return spec

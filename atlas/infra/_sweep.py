@@ -104,11 +104,11 @@ def plan(spec: WorkSpec, *, settings: Settings | None = None) -> list[dict]:
     """
     from atlas.data import MarketStore
 
-    store = MarketStore.from_settings(settings or Settings.from_env())
     counts = {(unit, model): trials for unit, model, trials in spec.trials()}
     rows = []
     for unit in spec.work_units:
-        data = build_data(unit, store, spec.seed)
+        with MarketStore.from_settings(settings or Settings.from_env()) as store:
+            data = build_data(unit, store, spec.seed)
         for model_spec in unit.model_specs:
             window = unit.window if model_spec.model_class.sequence is not False and unit.window else None
             dataset = data[window]
@@ -155,9 +155,10 @@ def train(spec: WorkSpec, *, settings: Settings | None = None, address: str | No
         pool = None
         try:
             size = slots(spec.resources, max_concurrent or spec.max_concurrent)
-            # a queued trial takes its pruning snapshot when sent: with a pruner, send each only when a worker is idle
+            # a queued trial takes its pruning snapshot when sent: with a pruner, send one only to an idle worker
             depth = 1 if spec.search.pruner != "none" else 2
-            pool = WorkerPool(min(size, spec.n_trials), spec.resources, packaging=spec.log_models != 0, depth=depth)
+            pool = WorkerPool(min(size, spec.n_trials), spec.resources, packaging=spec.log_models != 0,
+                              depth=depth)
             sweep = prepared.result()
             report = sweep.share(pool)
             bar = Progress(sweep.planned, sweep.already, out=out, enabled=progress)
@@ -276,12 +277,13 @@ class _Sweep:
 
     def _start_unit(self, unit: WorkUnit, data: dict, store_url: str) -> str:
         rows = next(iter(data.values()))
-        tags = {LEVEL: "work_unit", WORK_SPEC: self.spec.name, EXECUTION: self.execution, WORK_UNIT: unit.name, DATA_HASH: rows.content_hash,
-                CODE_VERSION: self.version, "atlas.featureset": unit.featureset.key}
+        tags = {LEVEL: "work_unit", WORK_SPEC: self.spec.name, EXECUTION: self.execution, WORK_UNIT: unit.name,
+                DATA_HASH: rows.content_hash, CODE_VERSION: self.version, "atlas.featureset": unit.featureset.key}
         run_id = self.tracker.start(self.experiment_id, unit.name, tags, parent=self.execution)
         summary = {k: v for k, v in rows.summary().items() if k != "content_hash"}
-        options = {"scaling": unit.scaling, "balance": unit.balance, "window": unit.window, "embargo": unit.embargo,
-                   "validation": unit.validation, "train": list(unit.train), "test": list(unit.test),
+        options = {"scaling": unit.scaling, "balance": unit.balance, "window": unit.window,
+                   "embargo": unit.embargo, "validation": unit.validation, "train": list(unit.train),
+                   "test": list(unit.test),
                    "classes": None if unit.classes is None else unit.classes.to_dict()}
         self.tracker.log(run_id, params=flat_params({"featureset": unit.featureset.key, "data": summary,
                                                      **options}))
@@ -317,14 +319,15 @@ class _Sweep:
         number, params = study.ask()
         unit = self.units[study.work_unit]
         spec = study.spec
-        tags = {LEVEL: "trial", WORK_SPEC: self.spec.name, EXECUTION: self.execution, WORK_UNIT: unit.unit.name, MODEL_SPEC: spec.name,
-                TRIAL: str(number), CODE_VERSION: self.version, "atlas.model": spec.kind,
+        tags = {LEVEL: "trial", WORK_SPEC: self.spec.name, EXECUTION: self.execution, WORK_UNIT: unit.unit.name,
+                MODEL_SPEC: spec.name, TRIAL: str(number), CODE_VERSION: self.version, "atlas.model": spec.kind,
                 DATA_HASH: unit.data[unit.window_for(spec)].content_hash}
         run_id = self.tracker.start(self.experiment_id, f"{unit.unit.name}.{spec.name}.{number}", tags,
                                     parent=unit.run_id)
         study.set_run(number, run_id)
         task = TrialTask(work_unit=unit.unit.name, model_spec=spec.name, number=number, model=spec.model,
-                         params=params, fit=spec.fit, seed=self.spec.seed + number, validation=unit.unit.validation,
+                         params=params, fit=spec.fit, seed=self.spec.seed + number,
+                         validation=unit.unit.validation,
                          horizon=unit.unit.featureset.horizon, featureset=unit.unit.featureset,
                          pruner=self.spec.search.pruner, history=study.history(),
                          save_model=self.spec.log_models != 0, threads=self.pool.threads)
@@ -375,7 +378,7 @@ class _Sweep:
                                                                           "patience": 3, **task.fit},
                               "seed": task.seed})
         tags = {"atlas.host": result.host, "atlas.pid": str(result.pid), "atlas.node": result.node,
-                "atlas.attempts": str(result.attempts)}
+                "atlas.gpus": ",".join(result.gpus), "atlas.attempts": str(result.attempts)}
         if result.stopped:
             tags["atlas.stopped"] = result.stopped
         if result.error:

@@ -32,7 +32,8 @@ _STATUS = {"finished": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "ki
 def code_version() -> str:
     """The git commit of the working tree (with ``-dirty`` when it has changes), else Atlas's version."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, timeout=5, check=True)
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
@@ -93,8 +94,8 @@ class Tracker:
 
     def latest_execution(self, experiment_id: str, work_spec: str) -> str | None:
         """The newest execution run of ``work_spec``, or None."""
-        runs = self.client.search_runs([experiment_id], f"tags.`{LEVEL}` = 'execution' and "
-                                       f"tags.`{WORK_SPEC}` = '{work_spec}'", order_by=["attributes.start_time DESC"],
+        query = f"tags.`{LEVEL}` = 'execution' and tags.`{WORK_SPEC}` = '{work_spec}'"
+        runs = self.client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"],
                                        max_results=1)
         return runs[0].info.run_id if runs else None
 

@@ -69,7 +69,8 @@ class TrialResult:
         fit_seconds: time inside ``fit``. seconds: the whole trial in the worker. started: when it began (epoch
             seconds). model: the pyfunc model
             folder as an uncompressed tar, or None.
-        host, pid, node: where it ran (the host name, the process, the Ray node id).
+        host, pid, node, gpus: where it ran (the host name, the process, the Ray node id, the GPU ids Ray gave
+            its worker).
     """
 
     work_unit: str
@@ -89,6 +90,7 @@ class TrialResult:
     host: str = ""
     pid: int = 0
     node: str = ""
+    gpus: list[str] = field(default_factory=list)
     started: float = 0.0
     attempts: int = 1
 

@@ -165,8 +165,11 @@ class KerasModel(Model):
         x = self._check_x(x)
         if not len(x):
             return np.zeros((0, self.shape.n_classes or 1), dtype=np.float32)
-        batch = min(len(x), self.predict_batch_size)
-        return np.asarray(self._keras.predict(x, batch_size=batch, verbose=0), dtype=np.float32)
+        # direct calls in chunks: the same numbers as Keras' predict, without building its loop for each model
+        # (a tenth of the time on a sweep's test window)
+        step = self.predict_batch_size
+        return np.concatenate([np.asarray(self._keras(x[i:i + step], training=False), dtype=np.float32)
+                               for i in range(0, len(x), step)])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         outputs = self._outputs(x)

@@ -17,8 +17,8 @@ def classification_scores(y_true: np.ndarray, proba: np.ndarray, *, y_train: np.
     """Accuracy, balanced accuracy, log loss and the majority baseline of a classifier on held-out samples.
 
     Example:
-        >>> scores = classification_scores(np.array([0, 1, 1, 1]), np.array([[.8, .2], [.3, .7], [.4, .6], [.6, .4]]),
-        ...                                y_train=np.array([0, 0, 1]))
+        >>> proba = np.array([[.8, .2], [.3, .7], [.4, .6], [.6, .4]])
+        >>> scores = classification_scores(np.array([0, 1, 1, 1]), proba, y_train=np.array([0, 0, 1]))
         >>> scores["accuracy"], scores["majority_accuracy"], scores["accuracy_lift"]
         (0.75, 0.25, 0.5)
 
@@ -34,7 +34,8 @@ def classification_scores(y_true: np.ndarray, proba: np.ndarray, *, y_train: np.
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or len(proba) != len(y_true) or not len(y_true):
-        msg = f"proba must be (samples, classes) with one row per label, got {proba.shape} for {len(y_true)} labels"
+        msg = (f"proba must be (samples, classes) with one row per label, got {proba.shape} for {len(y_true)} "
+               "labels")
         raise ConfigError(msg)
     n_classes = proba.shape[1]
     predicted = proba.argmax(axis=1)

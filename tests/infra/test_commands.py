@@ -60,6 +60,9 @@ def test_train_then_harvest_to_parquet_and_csv(spec_file, environment, sweep_set
     assert trained.returncode == 0, trained.stderr
     assert "tiny: 2 trials" in trained.stdout and "2 finished" in trained.stdout
     assert "mlflow ui --backend-store-uri" in trained.stdout
+    progress = trained.stderr.splitlines()  # not a terminal: one line per finished trial
+    assert [line.split()[0] for line in progress if line.startswith("[")] == ["[1/2]", "[2/2]"]
+    assert "failed 0, pruned 0, best val_loss 0.8500 (u/s#0)" in progress[-1]  # 1.0 falling 5% an epoch
 
     for suffix in ("parquet", "csv"):
         output = tmp_path / f"results.{suffix}"

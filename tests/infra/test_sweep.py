@@ -47,7 +47,12 @@ def studies(settings) -> dict[str, optuna.Study]:
             for s in optuna.get_all_study_summaries(storage)}
 
 
-def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sweep_settings):
+def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sweep_settings, monkeypatch):
+    import atlas.infra._sweep
+
+    built = []
+    build = atlas.infra._sweep.build_data
+    monkeypatch.setattr(atlas.infra._sweep, "build_data", lambda unit, *a: built.append(unit.name) or build(unit, *a))
     dnn = ModelSpec("dnn", "dnn_classifier", {"hidden_units": [8], "learning_rate": [0.001, 0.01]},
                     fit={"epochs": 2, "patience": None})
     logistic = ModelSpec("logistic", "logistic_classifier", {"l2": 0.0}, fit={"epochs": 2})
@@ -56,6 +61,8 @@ def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sw
     report = train(spec, settings=sweep_settings, progress=False)
 
     assert report.count("finished") == 6 and report.slots == 2 and not report.interrupted
+    assert built == ["first", "second"]  # each unit's data built once, in the driver; trials read the object store
+    assert len({r.pid for r in report.results}) == 2  # two long-lived workers ran all six trials
     client = MlflowClient(sweep_settings.tracking.mlflow_uri)
     runs = client.search_runs([report.experiment_id], max_results=100)
     by_level = {level: [r for r in runs if r.data.tags.get("atlas.level") == level]
@@ -245,6 +252,40 @@ def test_a_sweep_runs_across_the_nodes_of_a_two_node_cluster(sweep_settings):
     assert report.count("finished") == 4 and report.slots == 2
     assert len({r.node for r in report.results}) == 2
     assert len({r.data.tags["atlas.node"] for r in trial_runs(sweep_settings, "two_nodes")}) == 2
+
+
+def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
+    from ray.cluster_utils import Cluster
+
+    from atlas.exceptions import ConfigError
+    from atlas.infra import Resources
+
+    # Ray schedules the GPU it is told of: four workers at 0.25 share GPU 0 (TensorFlow here finds no device and
+    # trains on the CPU; on a GPU machine the same workers share its memory, which grows on demand)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
+    try:
+        spec = WorkSpec("gpus", [next_minute_unit("u", scripted("s", loss=[1.0, 2.0, 3.0, 4.0], seconds=0.5))],
+                        resources=Resources(cpu=0.5, gpu=0.25), log_models=0)
+        report = train(spec, settings=sweep_settings, address=cluster.address, progress=False)
+        greedy = WorkSpec("greedy", spec.work_units, resources=Resources(cpu=1, gpu=2), log_models=0)
+        with pytest.raises(ConfigError, match="needs 1 CPU and 2 GPU, but the Ray cluster has 2.0 CPU and 1.0 GPU"):
+            train(greedy, settings=sweep_settings, address=cluster.address, progress=False)
+    finally:
+        cluster.shutdown()
+
+    assert report.count("finished") == 4 and report.slots == 4
+    assert all(r.gpus == ["0"] for r in report.results) and len({r.pid for r in report.results}) == 4
+    assert {r.data.tags["atlas.gpus"] for r in trial_runs(sweep_settings, "gpus")} == {"0"}
+
+
+def test_many_quick_trials_on_the_sqlite_store_never_hit_a_locked_database(sweep_settings):
+    spec = WorkSpec("quick", [next_minute_unit("u", scripted("s", loss=[1.0 + i / 10 for i in range(24)], epochs=2))],
+                    log_models=0)
+    report = train(spec, settings=sweep_settings, progress=False)
+
+    assert report.count("finished") == 24
+    runs = trial_runs(sweep_settings, "quick")
+    assert len(runs) == 24 and {r.info.status for r in runs} == {"FINISHED"}
 
 
 def test_resuming_with_nothing_to_resume_says_so(sweep_settings):
