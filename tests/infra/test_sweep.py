@@ -48,11 +48,11 @@ def studies(settings) -> dict[str, optuna.Study]:
 
 
 def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sweep_settings, monkeypatch):
-    import atlas.infra._sweep
+    import atlas.infra._driver
 
     built = []
-    build = atlas.infra._sweep.build_data
-    monkeypatch.setattr(atlas.infra._sweep, "build_data", lambda unit, *a: built.append(unit.name) or build(unit, *a))
+    build = atlas.infra._driver.build_data
+    monkeypatch.setattr(atlas.infra._driver, "build_data", lambda unit, *a: built.append(unit.name) or build(unit, *a))
     dnn = ModelSpec("dnn", "dnn_classifier", {"hidden_units": [8], "learning_rate": [0.001, 0.01]},
                     fit={"epochs": 2, "patience": None})
     logistic = ModelSpec("logistic", "logistic_classifier", {"l2": 0.0}, fit={"epochs": 2})
