@@ -82,7 +82,21 @@ class _Running:
 
 
 def build_data(unit: WorkUnit, store, seed: int) -> dict:
-    """The unit's datasets, one per input form its model specs need: rows (None) and/or windows."""
+    """The unit's datasets, one per input form its model specs need: rows (None) and/or windows.
+
+    Raises:
+        MissingDataError, ConfigError: the data cannot be built; the message starts with the work unit's name.
+    """
+    from atlas.exceptions import ConfigError, MissingDataError
+
+    try:
+        return _build_data(unit, store, seed)
+    except (MissingDataError, ConfigError) as error:
+        msg = f"work unit {unit.name!r} (train {unit.train[0]} .. {unit.train[1]}): {error}"
+        raise type(error)(msg) from error
+
+
+def _build_data(unit: WorkUnit, store, seed: int) -> dict:
     windows = {unit.window if spec.model_class.sequence is not False and unit.window else None
                for spec in unit.model_specs}
     return {window: unit.featureset.dataset(unit.train, unit.test, store=store, scaling=unit.scaling,

@@ -288,6 +288,16 @@ def test_many_quick_trials_on_the_sqlite_store_never_hit_a_locked_database(sweep
     assert len(runs) == 24 and {r.info.status for r in runs} == {"FINISHED"}
 
 
+def test_a_work_unit_without_data_in_its_windows_is_named_in_the_error(sweep_settings):
+    from atlas.exceptions import MissingDataError
+    from atlas.infra import WorkUnit, plan
+
+    empty = WorkUnit("june", next_minute_unit().featureset, ("2017-06-01", "2017-06-20"), ("2017-06-21", "2017-06-30"),
+                     [scripted("s")], classes=next_minute_unit().classes)
+    with pytest.raises(MissingDataError, match="work unit 'june' .*itbit_next_minute: no complete rows between"):
+        plan(WorkSpec("empty", [empty]), settings=sweep_settings)
+
+
 def test_resuming_with_nothing_to_resume_says_so(sweep_settings):
     from atlas.exceptions import ConfigError
 

@@ -250,6 +250,12 @@ class FeatureLabelSet:
 
         train, test = _window(train, "train"), _window(test, "test")
         frame = self.build(train[0], test[1], store=store, cache=cache)
+        if frame.empty:
+            from atlas.exceptions import MissingDataError
+
+            msg = (f"{self.title or 'the feature-label set'}: no complete rows between {train[0]} and {test[1]}: the store has none of this "
+                   f"set's series in that range (`atlas data info` shows what it covers)")
+            raise MissingDataError(msg)
         return make_dataset(frame, features=self.feature_names, label=self._label(label), train=train, test=test,
                             scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
                             embargo=embargo, window=window, seed=seed)
