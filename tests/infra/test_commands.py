@@ -73,6 +73,15 @@ def test_train_then_harvest_to_parquet_and_csv(spec_file, environment, sweep_set
     assert "tiny: 2 trials 2 finished" in harvested.stdout
 
 
+def test_a_sweep_whose_every_trial_fails_exits_non_zero_with_the_reason(spec_file, environment):
+    spec_file.write_text(spec_file.read_text().replace('{"loss": [1.0, 2.0]}', '{"behaviour": "raise"}'))
+    done = atlas("train", str(spec_file), env=environment)
+
+    assert done.returncode == 1
+    assert "Failed: u/s#0: RuntimeError: scripted failure: this trial raises on purpose" in done.stderr
+    assert "every trial failed" in done.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("train", "experiments/missing.py"), "spec file experiments/missing.py does not exist"),
     (("harvest", "no_such_spec"), "has no experiment 'no_such_spec'"),
