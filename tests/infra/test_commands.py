@@ -95,10 +95,11 @@ def test_command_errors_name_the_problem(args, message, environment, spec_file):
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_mlflow_run_trains_a_spec_as_the_project_run(spec_file, environment, sweep_settings):
+def test_mlflow_run_trains_a_spec_as_the_project_run(spec_file, environment, sweep_settings, tmp_path):
     command = [str(BIN / "mlflow"), "run", str(ROOT), "--env-manager", "local", "--experiment-name", "tiny",
                "-P", f"spec={spec_file}", "-P", "max_concurrent=1"]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # from another folder: MLflow gives an experiment it creates artifacts under ./mlruns of the current folder
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
 
     client = MlflowClient(sweep_settings.tracking.mlflow_uri)
