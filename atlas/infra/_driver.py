@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from atlas.config import Settings
+from atlas.models import FitOptions
 from atlas.infra._pool import ATTEMPTS, WorkerPool
 from atlas.infra._progress import Progress
 from atlas.infra._search import ModelStudy
@@ -255,9 +256,10 @@ class Sweep:
         task, spec = running.task, running.study.spec
         metrics = {**result.scores, "fit_seconds": result.fit_seconds, "trial_seconds": result.seconds,
                    "epochs": len(result.history.get("loss", [])), "best_val_loss": result.objective}
-        params = flat_params({"model": spec.kind, **task.params, "fit": {"epochs": 20, "batch_size": 256,
-                                                                          "patience": 3, **task.fit},
-                              "seed": task.seed})
+        defaults = FitOptions()
+        fit = {"epochs": defaults.epochs, "batch_size": defaults.batch_size, "patience": defaults.patience,
+               **task.fit}
+        params = flat_params({"model": spec.kind, **task.params, "fit": fit, "seed": task.seed})
         tags = {"atlas.host": result.host, "atlas.pid": str(result.pid), "atlas.node": result.node,
                 "atlas.gpus": ",".join(result.gpus), "atlas.attempts": str(result.attempts)}
         if result.stopped:

@@ -141,8 +141,7 @@ def _train(task: TrialTask, dataset: Any, result: TrialResult) -> None:
     y = dataset.y_train
     fit_part, val_part = split_validation(len(y), task.validation, task.horizon)
     weights = None if dataset.sample_weight is None else dataset.sample_weight[fit_part]
-    options = FitOptions(epochs=task.fit.get("epochs", 20), batch_size=task.fit.get("batch_size", 256),
-                         patience=task.fit.get("patience", 3), seed=task.seed, threads=task.threads)
+    options = FitOptions(**task.fit, seed=task.seed, threads=task.threads)  # fit: epochs, batch_size, patience
     callbacks = [_Pruner(task)] if task.pruner != "none" else []
     fit_started = time.perf_counter()
     history = model.fit(x[fit_part], y[fit_part], validation=(x[val_part], y[val_part]), sample_weight=weights,
