@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: install
+	$(BIN)/ruff check .
 	@bash scripts/require-services.sh
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 

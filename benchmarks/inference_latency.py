@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: no start-up chatter
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def pin(core: int) -> None:

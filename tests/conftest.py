@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _services import PostgresServer  # noqa: E402
+from _services import PostgresServer
 
 _databases = itertools.count()
 

@@ -32,7 +32,7 @@ def simulated_home(tmp_path, monkeypatch):
 
 def test_the_example_set_block_runs(simulated_home):
     namespace: dict = {}
-    exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)
     data, folds = namespace["data"], namespace["folds"]
     assert data.class_names == ("down", "flat", "up") and data.X_train.shape[1] == 4
     assert len(folds) == 4 and (simulated_home / "example_set.png").stat().st_size > 10_000
@@ -40,7 +40,7 @@ def test_the_example_set_block_runs(simulated_home):
 
 def test_the_feature_block_runs():
     namespace: dict = {}
-    exec(compile(python_block_after("## Features, labels and leak-free datasets"), "README.md", "exec"),  # noqa: S102
+    exec(compile(python_block_after("## Features, labels and leak-free datasets"), "README.md", "exec"),
          namespace)
     assert namespace["LogReturns"]().bitstamp().lookforward(1).is_label
 
@@ -49,13 +49,13 @@ def test_the_python_block_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ATLAS_HOME", str(tmp_path / ".atlas"))
     namespace: dict = {}
-    exec(compile(python_block_after("## Python"), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(python_block_after("## Python"), "README.md", "exec"), namespace)
     assert len(namespace["midpoint"]) == 2 * 1440
     assert 0.55 < float(capsys.readouterr().out) < 0.65  # the best accuracy for signal 0.3
 
 
 def test_the_models_block_runs_on_the_example_sets_data(simulated_home):
     namespace: dict = {}
-    exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)  # noqa: S102
-    exec(compile(python_block_after("## Models"), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)
+    exec(compile(python_block_after("## Models"), "README.md", "exec"), namespace)
     assert namespace["history"].epochs >= 1 and namespace["baseline"].kind == "majority_classifier"

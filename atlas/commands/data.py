@@ -33,10 +33,9 @@ data.add_command(import_group)
 @store_option
 def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, levels, store_url) -> None:
     """Simulate several exchanges trading BTC/USD into the store, seeded and deterministic."""
-    from atlas.data.simulator import MarketSimulator, SimulatorConfig
-
     from atlas.config import Settings
     from atlas.data import Exchange
+    from atlas.data.simulator import MarketSimulator, SimulatorConfig
 
     venues = Settings.from_env().store.extra_venues
     names = tuple(Exchange.parse(name, extra_venues=venues) for name in split_list(exchanges) or ())

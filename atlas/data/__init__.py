@@ -2,7 +2,6 @@
 
 from atlas.data.buckets import parse_width, width_name
 from atlas.data.exchanges import KNOWN_VENUES, Exchange
-from atlas.data.orderbooks import BookBatch, BookSide
 from atlas.data.features import (
     FEATURES,
     VWAP,
@@ -39,6 +38,7 @@ from atlas.data.importers import (
     sample_path,
 )
 from atlas.data.metrics import MetricPipeline, PipelineReport
+from atlas.data.orderbooks import BookBatch, BookSide
 from atlas.data.series import SeriesKey, metric_name
 from atlas.data.simulator import MarketSimulator, SimulationReport, SimulatorConfig
 from atlas.data.store import MarketStore, WriteReport

@@ -47,7 +47,7 @@ def to_utc(values: Iterable | pd.Series | pd.Index, *, tz: str | None = None, un
         elif isinstance(series.dtype, pd.DatetimeTZDtype):
             index = pd.DatetimeIndex(series).tz_convert("UTC")
         else:
-            text = pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.infer_dtype(series) in (
+            text = pd.api.types.is_string_dtype(series.dtype) and pd.api.types.infer_dtype(series) not in (
                 "datetime", "datetime64", "date")
             parsed = pd.to_datetime(series, format="ISO8601") if text else pd.to_datetime(series)
             index = pd.DatetimeIndex(parsed)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from atlas.config import Settings
-from atlas.models import FitOptions
 from atlas.infra._pool import ATTEMPTS, WorkerPool
 from atlas.infra._progress import Progress
 from atlas.infra._search import ModelStudy
@@ -35,6 +34,7 @@ from atlas.infra._tracking import (
     flat_params,
 )
 from atlas.infra._trial import TrialResult, TrialTask
+from atlas.models import FitOptions
 
 
 @dataclass

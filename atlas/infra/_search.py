@@ -166,6 +166,6 @@ def check_storage(storage: str) -> None:
     """Fails early, naming the setting, when the Optuna storage URL cannot be opened."""
     try:
         optuna.storages.RDBStorage(storage)
-    except Exception as error:  # noqa: BLE001 - any driver or URL error: say which setting to fix
+    except Exception as error:
         msg = f"cannot open the Optuna storage {storage!r} (ATLAS_OPTUNA_STORAGE): {error}"
         raise ConfigError(msg) from error

@@ -410,7 +410,7 @@ def load_spec(path: str) -> WorkSpec:
     except ConfigError as error:
         msg = f"{path}: {error}"
         raise ConfigError(msg) from None
-    except Exception as error:  # noqa: BLE001 - any failure of user code: name the file
+    except Exception as error:
         msg = f"{path} failed to import: {type(error).__name__}: {error}"
         raise ConfigError(msg) from error
     ship_by_value(module)

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import DatasetInput, InputTag, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunTag
+from mlflow.entities import (
+    DatasetInput,
+    InputTag,
+    LoggedModelOutput,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunTag,
+)
 from mlflow.tracking import MlflowClient
 
 from atlas.exceptions import ConfigError
@@ -71,7 +79,7 @@ class Tracker:
         """
         try:
             found = self.client.get_experiment_by_name(name)
-        except Exception as error:  # noqa: BLE001 - an unreachable store: name the setting
+        except Exception as error:
             msg = f"cannot reach the MLflow tracking store {self.uri!r} (MLFLOW_TRACKING_URI): {error}"
             raise ConfigError(msg) from error
         if found is not None:

@@ -169,7 +169,7 @@ class _Pruner:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(direction="minimize", pruner=make_pruner(task.pruner))
         distribution = optuna.distributions.FloatDistribution(0, 1)
-        for number, losses in enumerate(task.history):
+        for losses in task.history:
             if losses:
                 self.study.add_trial(optuna.trial.create_trial(
                     value=min(losses), params={"_": 0.5}, distributions={"_": distribution},

@@ -31,10 +31,10 @@ from atlas.models._baselines import (
     PersistenceClassifier,
     PersistenceRegressor,
 )
-from atlas.models._fast import Predictor, compile_predictor
-from atlas.models._numpy_network import DenseNetwork
 from atlas.models._dense import DnnClassifier, DnnRegressor, LinearRegressor, LogisticClassifier
+from atlas.models._fast import Predictor, compile_predictor
 from atlas.models._keras import KerasModel
+from atlas.models._numpy_network import DenseNetwork
 from atlas.models._params import Param
 from atlas.models._recurrent import GruClassifier, GruRegressor, LstmClassifier, LstmRegressor
 from atlas.models._registry import (

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from atlas.exceptions import ConfigError, NotFittedError  # noqa: F401 (NotFittedError is re-exported)
+from atlas.exceptions import ConfigError, NotFittedError
 from atlas.models._params import Param, describe_params, resolve_params
 
 #: Called after every epoch with (epoch, {"loss": ..., "val_loss": ..., ...}); return True to stop training
@@ -187,7 +187,7 @@ class Model(ABC):
         self.shape = shape
         self._check_shape()
 
-    @classmethod
+    @classmethod  # noqa: B027 - a hook: most models check nothing more
     def check_params(cls, params: dict[str, Any]) -> None:
         """Checks that span several parameters (each value alone is already checked); raises ConfigError."""
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from atlas.data import BookBatch, MarketStore
+from atlas.data import MarketStore
 from atlas.data.importers import (
     ImportReport,
     import_bars,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from atlas.config import Settings
-from atlas.data import FeatureLabelSet, LogReturns, MarketSimulator, MarketStore, MetricPipeline, SimulatorConfig
+from atlas.data import (
+    FeatureLabelSet,
+    LogReturns,
+    MarketSimulator,
+    MarketStore,
+    MetricPipeline,
+    SimulatorConfig,
+)
 from atlas.data.dataset import ClassLabels
 from atlas.infra import ModelSpec, WorkUnit
 

@@ -16,7 +16,8 @@ from atlas.infra._trial import split_validation
 GRID = ModelSpec("dnn", "dnn_classifier", {"hidden_units": [[8], [16, 8]], "learning_rate": [0.001, 0.01, 0.1]})
 
 
-def open_study(tmp_path, spec=GRID, search=Search("grid"), *, resume=False) -> ModelStudy:
+def open_study(tmp_path, spec=GRID, search=None, *, resume=False) -> ModelStudy:
+    search = search or Search("grid")
     return ModelStudy.open(f"sqlite:///{tmp_path / 'optuna.db'}", "sweep.u.dnn", "u", spec, search, seed=1,
                            resume=resume)
 

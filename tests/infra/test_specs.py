@@ -8,7 +8,6 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from atlas.data import FeatureLabelSet, LogReturns
-from atlas.data.dataset import ClassLabels
 from atlas.exceptions import ConfigError
 from atlas.infra import ModelSpec, Resources, Search, WorkSpec, WorkUnit, load_spec
 

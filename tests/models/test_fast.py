@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-import keras  # noqa: E402  (the ml extra is a test dependency: a missing one fails, never skips)
-
-from atlas.exceptions import ConfigError  # noqa: E402
-from atlas.models._fast import Predictor, compile_predictor  # noqa: E402
-from atlas.models._numpy_network import ACTIVATIONS, DenseNetwork  # noqa: E402
+from atlas.exceptions import ConfigError
+from atlas.models._fast import Predictor, compile_predictor
+from atlas.models._numpy_network import ACTIVATIONS, DenseNetwork
 
 layers = keras.layers
 RNG = np.random.default_rng(0)

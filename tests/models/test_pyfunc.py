@@ -10,14 +10,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-import keras  # noqa: E402  (the ml extra is a test dependency: a missing one fails, never skips)
-import mlflow  # noqa: E402
-
-from atlas.data import (  # noqa: E402
+from atlas.data import (
     FeatureLabelSet,
     InterExchangeSpread,
     LogReturns,
@@ -26,12 +25,12 @@ from atlas.data import (  # noqa: E402
     MetricPipeline,
     SimulatorConfig,
 )
-from atlas.data.dataset import ClassLabels, apply_transforms, sequence_windows  # noqa: E402
-from atlas.exceptions import ConfigError  # noqa: E402
-from atlas.models._base import DataShape, History, Model  # noqa: E402
-from atlas.models._fast import compile_predictor  # noqa: E402
-from atlas.models._manifest import read_manifest, write_manifest  # noqa: E402
-from atlas.models._packaging import log_pyfunc, save_pyfunc  # noqa: E402
+from atlas.data.dataset import ClassLabels, apply_transforms, sequence_windows
+from atlas.exceptions import ConfigError
+from atlas.models._base import DataShape, History, Model
+from atlas.models._fast import compile_predictor
+from atlas.models._manifest import read_manifest, write_manifest
+from atlas.models._packaging import log_pyfunc, save_pyfunc
 
 layers = keras.layers
 TRAIN = ("2024-01-01 00:10", "2024-01-01 15:00")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -11,9 +10,9 @@ import pandas as pd
 
 from atlas.config import Settings
 from atlas.data.buckets import parse_width
+from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
 from atlas.data.featureset._cache import FrameCache
 from atlas.data.featureset._frame import BuildReport, clean, fill_forward, grid, read_series
-from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
 from atlas.data.store import MarketStore
 from atlas.data.timestamps import utc_timestamp
 from atlas.exceptions import ConfigError

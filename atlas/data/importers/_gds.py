@@ -144,7 +144,7 @@ def _source_engine(url: str, store: MarketStore) -> Engine:
     engine = create_engine(parsed)
     try:
         missing = set(_TABLES) - set(inspect(engine).get_table_names())
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any driver or connection error: name the database
         engine.dispose()
         msg = f"cannot open the GDS database at {parsed.render_as_string(hide_password=True)!r}: {error}"
         raise StoreError(msg) from None

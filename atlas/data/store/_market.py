@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from atlas.exceptions import DataValidationError
 
 
 def _common(n: int, exchange: Exchange, times: pd.DatetimeIndex) -> dict:
-    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return {
         "unique_id": _unique_ids(n),
         "exchange": exchange.name,

@@ -6,14 +6,14 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from atlas.config import Settings
 from atlas.data._checks import check_choice
@@ -154,7 +154,7 @@ class MarketStore:
 
     def _log(self, conn: Connection, exchange: Exchange, kind: str, times: pd.DatetimeIndex, source: str, *,
              invalidate: bool = True) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         first, last = times.min().floor("us"), times.max().floor("us")  # the store keeps microseconds
         conn.execute(schema.ingest.insert().values(
             exchange=exchange.name, kind=kind, rows=len(times), source=source[:255], created_at=now,
