@@ -13,9 +13,14 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+#: What a masked password reads as.
+MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -109,3 +114,44 @@ class Settings:
             serving=ServingSettings(redis_url=env.get("REDIS_URL") or ServingSettings.redis_url),
             compute=ComputeSettings(ray_address=env.get("ATLAS_RAY_ADDRESS") or None),
         )
+
+
+def mask_url(url: str | None) -> str | None:
+    """A URL fit to print or record: its password replaced by ``***`` (any scheme: databases, http, s3).
+
+    Example:
+        >>> mask_url("postgresql+psycopg://atlas:s3cret@db.example:5432/market")
+        'postgresql+psycopg://atlas:***@db.example:5432/market'
+        >>> mask_url("sqlite:///.atlas/market.db")
+        'sqlite:///.atlas/market.db'
+    """
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return mask_text(url)
+    if parts.password is None:
+        return mask_text(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_SECRET_IN_URL = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'\"]*:)(?P<secret>[^@\s'\"/]+)(?=@)")
+_SECRET_IN_QUERY = re.compile(r"(?i)(?P<head>\b(?:password|passwd|pwd|secret|token|aws_secret_access_key)=)"
+                              r"(?P<secret>[^&\s'\"]+)")
+
+
+def mask_text(text: str) -> str:
+    """Text (an error message, a log line) with the password of every URL in it, and every ``password=...``
+    query or connection-string value, replaced by ``***``.
+
+    Example:
+        >>> mask_text("connection to postgresql://atlas:s3cret@db/market failed; password=s3cret")
+        'connection to postgresql://atlas:***@db/market failed; password=***'
+    """
+    text = _SECRET_IN_URL.sub(lambda m: m["head"] + MASK, text)
+    return _SECRET_IN_QUERY.sub(lambda m: m["head"] + MASK, text)
