@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,13 +32,12 @@ def market(tmp_path_factory):
 
 
 @pytest.fixture
-def store(market, tmp_path, monkeypatch):
+def store(market, tmp_path):
     import shutil
 
-    monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "home"))  # the cache lives under it
     copy = tmp_path / "market.db"
     shutil.copy(market, copy)
-    with MarketStore(f"sqlite:///{copy}") as market_store:
+    with MarketStore(f"sqlite:///{copy}", cache_folder=tmp_path / "home" / "cache") as market_store:
         yield market_store
 
 
@@ -142,6 +142,35 @@ def test_built_frames_are_cached_and_invalidated_by_new_data_in_their_range(stor
     assert calls == [1]
     spread = [c for c in rebuilt.columns if c.startswith("inter_exchange_spread")][0]
     assert rebuilt.loc[moved, spread] != first.loc[moved, spread]
+
+
+def _small_market(url: str, cache: Path, seed: int) -> MarketStore:
+    store = MarketStore(url, cache_folder=cache)
+    MarketSimulator(SimulatorConfig(days=0.25, exchanges="bitstamp,itbit", seed=seed, signal=0.3,
+                                    snapshot_interval="60s", levels=10)).simulate_into(store)
+    MetricPipeline(store, bucket="1min", depths=(0,), slippages=(0, 10)).run()
+    return store
+
+
+def test_a_store_made_again_at_the_same_url_never_gets_the_old_stores_cached_frames(tmp_path):
+    """Fault: delete market.db, simulate another market at the same URL: both reach the same ingest id, and
+    the cache keyed by URL and ingest id served the old frames (and the old data hash)."""
+    url, cache = f"sqlite:///{tmp_path / 'market.db'}", tmp_path / "cache"
+    fls = example_set()
+    with _small_market(url, cache, seed=1) as first_store:
+        first = fls.build("2024-01-01 01:00", "2024-01-01 03:00", store=first_store)
+        first_identity, first_version = first_store.identity, first_store.data_version()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{tmp_path / 'market.db'}{suffix}").unlink(missing_ok=True)
+    with _small_market(url, cache, seed=2) as second_store:
+        assert second_store.data_version() == first_version      # the old key would have matched
+        assert second_store.identity != first_identity
+        second = fls.build("2024-01-01 01:00", "2024-01-01 03:00", store=second_store)
+        uncached = fls.build("2024-01-01 01:00", "2024-01-01 03:00", store=second_store, cache=False)
+    pd.testing.assert_frame_equal(second, uncached)
+    assert not second.equals(first)
+    with MarketStore(url) as reopened:  # the identity is kept in the store
+        assert reopened.identity == second_store.identity
 
 
 def test_changing_only_test_data_leaves_every_fitted_transform_unchanged(store):

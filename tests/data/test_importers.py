@@ -364,6 +364,82 @@ def test_trades_bad_values_raise_naming_the_row_or_are_skipped(tmp_path, sqlite_
     assert report.skipped == {"trade.non_positive_price": 1, "trade.non_positive_volume": 2}
 
 
+@pytest.mark.parametrize(("value", "column", "rule"), [
+    ("inf", "px", "out_of_range"), ("-inf", "qty", "non_positive_volume"), ("inf", "qty", "out_of_range"),
+    ("12345678901.5", "px", "out_of_range"),    # beyond GDS's Numeric(20,10): 10 digits before the point
+    ("0.00000000001", "qty", "out_of_range"),   # rounds to zero at 10 decimal places
+])
+def test_trade_values_the_store_cannot_hold_are_refused_at_the_first_check_naming_the_line(
+        tmp_path, store, value, column, rule):
+    """Fault: infinities were caught only by a second check naming the wrong row (fatal even when skipping);
+    SQLite stored values PostgreSQL refused with a traceback. Now: the same answer on both, at the file's line."""
+    path = tmp_path / "trades.csv"
+    lines = ["time,px,qty", "2024-01-01T00:00:01Z,100.0,1.0", "2024-01-01T00:00:03Z,101.0,0.5",
+             "2024-01-01T00:00:02Z,102.0,2.0", "2024-01-01T00:00:04Z,103.0,1.5"]
+    fields = lines[4].split(",")
+    fields[1 if column == "px" else 2] = value
+    lines[4] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    before = _state(store)
+    with pytest.raises(DataValidationError) as caught:
+        import_trades(store, path, exchange="bitstamp", columns=MAP, sort=True)
+    assert (caught.value.rule, caught.value.row) == (rule, 3)
+    assert "trades.csv row 3 (line 5)" in str(caught.value) and f"rule {rule}" in str(caught.value)
+    assert _state(store) == before
+    report = import_trades(store, path, exchange="bitstamp", columns=MAP, sort=True, on_invalid="skip")
+    assert report.written == {"trade": 3} and report.skipped == {f"trade.{rule}": 1}
+    assert np.isfinite(store.read_trades("bitstamp")[["price", "volume"]].to_numpy()).all()
+
+
+def test_trade_ids_longer_than_the_gds_column_are_refused(tmp_path, store):
+    path = tmp_path / "trades.parquet"
+    pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=3, freq="1s", tz="UTC"), "price": 100.0,
+                  "volume": 1.0, "exchange_trade_id": ["a", "b" * 65, "c"]}).to_parquet(path)
+    with pytest.raises(DataValidationError, match=r"trades.parquet row 1 .*longer than GDS's 64 characters"):
+        import_trades(store, path, exchange="bitstamp")
+    assert store.read_trades("bitstamp").empty
+
+
+def test_infinite_bars_are_refused_naming_the_line(tmp_path, store):
+    """Fault: infinite prices and volumes in bars were stored as inf, then served as metric values."""
+    path = tmp_path / "bars.csv"
+    frame = _bars(["2024-01-01T00:00:00Z", "2024-01-01T00:30:00Z", "2024-01-01T01:00:00Z"])
+    frame["high"] = frame["high"].astype(object)
+    frame.loc[1, "high"] = "inf"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"bars.csv row 1 \(line 3\).*infinite.*rule out_of_range"):
+        import_bars(store, path, exchange="bitstamp", bucket="30min")
+    assert store.series_registry().empty
+    report = import_bars(store, path, exchange="bitstamp", bucket="30min", on_invalid="skip")
+    assert report.skipped == {"bars.out_of_range": 1}
+    assert np.isfinite(store.read_series("bitstamp_btc_usd.30min.high")).all()
+    with pytest.raises(DataValidationError, match="infinite value .*rule non_finite_value"):
+        store.write_series({"bitstamp_btc_usd.30min.close": pd.Series([np.inf], index=[pd.Timestamp(
+            "2024-01-02", tz="UTC")])})
+
+
+def test_bars_never_overwrite_computed_metrics_and_metrics_never_overwrite_bars(tmp_path, store):
+    """Fault: bars imported at a width where the pipeline computed volume replaced it silently; then the
+    pipeline refused that width. One rule both ways: each exchange's series at a width have one writer."""
+    from atlas.data.metrics import MetricPipeline
+
+    trades = pd.DataFrame({"timestamp": pd.date_range("2024-01-01 00:00:10", periods=200, freq="1min", tz="UTC"),
+                           "price": 100.0, "volume": 2.0, "exchange_trade_id": [f"t{i}" for i in range(200)]})
+    store.write_trades("bitstamp", trades)
+    MetricPipeline(store, bucket="30min", depths=(0,), slippages=()).run()
+    volume = store.read_series("bitstamp_btc_usd.30min.volume")
+    bars = _bars(["2024-01-01T00:00:00Z", "2024-01-01T00:30:00Z", "2024-01-01T01:00:00Z"])
+    with pytest.raises(ConfigError, match="BITSTAMP_BTC_USD has metrics computed at 30min .* another width"):
+        import_bars(store, bars, exchange="bitstamp", bucket="30min")
+    pd.testing.assert_series_equal(store.read_series("bitstamp_btc_usd.30min.volume"), volume)
+    assert "bitstamp_btc_usd.30min.close" not in store.series_registry()["name"].tolist()
+    hourly = _bars(["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"])
+    import_bars(store, hourly, exchange="bitstamp", bucket="1h")       # another width is the bars' own
+    with pytest.raises(ConfigError, match="has OHLCV bars imported at 1h"):
+        MetricPipeline(store, bucket="1h", depths=(0,), slippages=()).run()
+    assert store.width_owner("bitstamp", "1h") == "bars" and store.width_owner("bitstamp", "30min") == "metrics"
+
+
 def test_trades_from_parquet_with_ids_and_a_repeated_id(tmp_path, store):
     path = tmp_path / "trades.parquet"
     berlin = pd.to_datetime(["2024-01-01 01:00", "2024-01-01 01:01", "2024-01-01 01:02"]).tz_localize("CET")

@@ -106,7 +106,7 @@ def test_crossed_and_malformed_snapshots_are_skipped_and_counted(store):
             " '[[\"200\", 1, ', '[]')")
     [report] = MetricPipeline(store, bucket="1min", depths=(0,), slippages=()).run()
     assert store.read_series("bitstamp_btc_usd.1min.midpoint").tolist() == [101.0]
-    assert report.skipped == {"crossed_book": 1, "malformed_json": 1}
+    assert report.skipped == {"orderbook.crossed_book": 1, "orderbook.malformed_json": 1}
 
 
 def test_trade_metrics_per_bucket(store):

@@ -94,6 +94,12 @@ def test_trades_round_trip_and_duplicates(store):
     ("volume", -1.0, "non_positive_volume"),
     ("price", np.nan, "non_positive_price"),
     ("exchange_trade_id", "t1", "duplicate_trade"),
+    # what GDS's Numeric(20,10) and Unicode(64) cannot hold: the same answer from SQLite and PostgreSQL
+    ("price", np.inf, "out_of_range"),
+    ("volume", np.inf, "out_of_range"),
+    ("price", 2.5e10, "out_of_range"),
+    ("volume", 1e-12, "out_of_range"),
+    ("exchange_trade_id", "x" * 65, "trade_id_too_long"),
 ])
 def test_bad_trades_are_refused_naming_row_and_rule(store, column, value, rule):
     frame = trades(5)
@@ -103,7 +109,8 @@ def test_bad_trades_are_refused_naming_row_and_rule(store, column, value, rule):
     assert (error.value.rule, error.value.row) == (rule, 3)
     assert store.read_trades("bitstamp").empty
     report = store.write_trades("bitstamp", frame, on_invalid="skip")
-    assert (report.written, report.skipped) == (4, {"invalid_trade": 1})
+    assert (report.written, report.skipped) == (4, {rule: 1})
+    assert len(store.read_trades("bitstamp")) == 4
 
 
 def test_out_of_order_and_naive_timestamps_are_refused(store):

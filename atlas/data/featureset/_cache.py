@@ -1,4 +1,4 @@
-"""Built frames cached as Parquet, keyed by the set, the range and the store's data version in that range."""
+"""Built frames cached as Parquet, keyed by the set, the range and the store's fingerprint over that range."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import pandas as pd
 
 
 class FrameCache:
-    """A folder of Parquet files, one per (feature-label set, range, store, data version).
+    """A folder of Parquet files, one per (feature-label set, range, store fingerprint).
 
-    A write to the store that reaches into a cached range (new market data, recomputed metrics) raises the data
-    version of that range, so the next build misses the cache and computes afresh; other ranges stay cached.
+    The fingerprint (``MarketStore.fingerprint``) holds the store's identity and its newest write in the range: a
+    write that reaches into a cached range (new market data, recomputed metrics) changes it, so the next build
+    misses the cache and computes afresh, other ranges stay cached, and another store never hits.
 
     Args:
-        folder: where the files live (``$ATLAS_HOME/cache`` by default).
+        folder: where the files live (the store's ``cache_folder``: ``$ATLAS_HOME/cache`` from the settings).
     """
 
     def __init__(self, folder: str | Path) -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from atlas.config import Settings
 from atlas.data.buckets import parse_width
 from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
 from atlas.data.featureset._cache import FrameCache
@@ -135,14 +134,16 @@ class FeatureLabelSet:
         values, fills gaps of the features' raw series forward by at most ``max_interpolate`` buckets (labels are
         computed from the unfilled series: a label over a gap is unknown, not zero) and drops rows still missing a
         value;
-        ``frame.attrs["report"]`` says how many (see :class:`BuildReport`). Built frames are cached as Parquet
-        under ``$ATLAS_HOME/cache``, keyed by this set, the range and the store's data version in that range.
+        ``frame.attrs["report"]`` says how many (see :class:`BuildReport`). Built frames are cached as Parquet in
+        the store's cache folder (``$ATLAS_HOME/cache``), keyed by this set, the range, the store's identity and
+        its newest write in that range (:meth:`MarketStore.fingerprint`), so a frame of another store, or of
+        data since changed, is never served.
 
         Args:
             start: the first bucket (UTC; naive text is read as UTC).
             end: the last bucket.
             store: the market store; the one the settings point at by default.
-            cache: read and write the cache.
+            cache: read and write the cache (when the store has a cache folder).
 
         Raises:
             MissingDataError: a feature needs a series the store lacks; the message says what produces it.
@@ -150,11 +151,12 @@ class FeatureLabelSet:
         store = store or MarketStore.from_settings()
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=self.horizon)
         key = None
-        if cache:
+        frames = FrameCache(store.cache_folder) if cache and store.cache_folder is not None else None
+        if frames is not None:
             exchanges = sorted({k.exchange.name for k in self.series()})
-            version = store.data_version(exchanges, wide[0], wide[-1])
-            key = FrameCache.key(set=self.name, first=rows[0], last=rows[-1], store=store.url, version=version)
-            hit = self._cache().get(key)
+            key = FrameCache.key(set=self.name, first=rows[0], last=rows[-1],
+                                 store=store.fingerprint(exchanges, wide[0], wide[-1]))
+            hit = frames.get(key)
             if hit is not None:
                 return hit
         raw = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
@@ -165,8 +167,8 @@ class FeatureLabelSet:
         frame, report = clean(frame, filled)
         frame.index.freq = None  # as it reads back from the cache
         frame.attrs["report"] = report.to_dict()
-        if key is not None:
-            self._cache().put(key, frame)
+        if frames is not None:
+            frames.put(key, frame)
         return frame
 
     def features_frame(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
@@ -194,10 +196,6 @@ class FeatureLabelSet:
         width = parse_width(self.bucket)
         wide = pd.date_range(rows[0] - before * width, rows[-1] + after * width, freq=width, name="bucket")
         return rows, wide.as_unit("ns")
-
-    @staticmethod
-    def _cache() -> FrameCache:
-        return FrameCache(Settings.from_env().home / "cache")
 
     def coverage(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
         """Per feature and label: buckets in the range, buckets with a value before cleaning, and the fraction."""

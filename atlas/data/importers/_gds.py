@@ -33,6 +33,7 @@ from atlas.data.importers._report import (
 )
 from atlas.data.orderbooks import RULES, BookBatch
 from atlas.data.store import MarketStore
+from atlas.data.store._market import TRADE_RULES, trade_problems, volume_problems
 from atlas.data.timestamps import to_utc, utc_timestamp
 from atlas.exceptions import (
     ConfigError,
@@ -310,16 +311,14 @@ class _Copier:
                 "exchange_trade_id": [t if t is not None else f"gds-{i}" for t, i in zip(trade_ids, ids)],
             })
             keep = np.arange(len(frame))
-            checks = (("non_positive_price", ~(frame["price"] > 0).to_numpy(),
-                       "has a price that is zero, negative or not a number"),
-                      ("non_positive_volume", ~(frame["volume"] > 0).to_numpy(),
-                       "has a volume that is zero, negative or not a number"))
+            checks = trade_problems(frame["price"].to_numpy(), frame["volume"].to_numpy(),
+                                    frame["exchange_trade_id"].to_numpy(dtype=object))
             bad = np.zeros(len(frame), dtype=bool)
-            for rule, mask, words in checks:
+            for rule, mask in checks.items():
                 mask = mask & ~bad
                 if mask.any() and self.on_invalid == "raise":
                     row = int(np.flatnonzero(mask)[0])
-                    self._fail("trade", exchange, ids, times, row, words, rule, _SKIP_HINT)
+                    self._fail("trade", exchange, ids, times, row, TRADE_RULES[rule], rule, _SKIP_HINT)
                 self.tally.skip("trade", {rule: int(mask.sum())})
                 bad |= mask
             if bad.any():
@@ -345,12 +344,14 @@ class _Copier:
             ids, raw_times, values = (list(column) for column in zip(*rows))
             times = to_utc(pd.Index(raw_times, dtype=object), tz="UTC", what="GDS exchange_volume timestamp")
             volume = _floats(values)
-            bad = ~(volume >= 0)
-            if bad.any():
-                if self.on_invalid == "raise":
-                    self._fail("exchange_volume", exchange, ids, times, int(np.flatnonzero(bad)[0]),
-                               "has a volume that is negative or not a number", "negative_volume", _SKIP_HINT)
-                self.tally.skip("exchange_volume", {"negative_volume": int(bad.sum())})
+            bad = np.zeros(len(volume), dtype=bool)
+            for rule, mask, words in volume_problems(volume):
+                if mask.any():
+                    if self.on_invalid == "raise":
+                        self._fail("exchange_volume", exchange, ids, times, int(np.flatnonzero(mask)[0]), words,
+                                   rule, _SKIP_HINT)
+                    self.tally.skip("exchange_volume", {rule: int(mask.sum())})
+                    bad |= mask
             seen = already_stored(times, stored) & ~bad
             if seen.any():
                 if self.on_duplicate == "raise":

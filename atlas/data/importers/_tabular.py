@@ -22,6 +22,7 @@ from atlas.data.importers._columns import Table, numbers, parse_times, read_tabl
 from atlas.data.importers._report import ImportReport, Tally, check_choice, check_writable, parse_exchange
 from atlas.data.series import SeriesKey
 from atlas.data.store import MarketStore
+from atlas.data.store._market import TRADE_RULES, trade_problems
 from atlas.exceptions import DataValidationError
 
 _SKIP_HINT = "Fix the file, or import with on_invalid='skip' (--skip-invalid) to drop and count such rows"
@@ -96,12 +97,7 @@ def import_trades(store: MarketStore, source: str | Path | pd.DataFrame, *, exch
                f"timestamps_out_of_order); {len(backwards)} rows go back in time. Sort the file by time, or "
                f"pass sort=True (--sort)")
         raise DataValidationError(msg, rule="timestamps_out_of_order", row=i)
-    checks = {
-        "non_positive_price": (~(price > 0), "has a price that is zero, negative or not a number"),
-        "non_positive_volume": (~(volume > 0), "has a volume that is zero, negative or not a number"),
-        "duplicate_trade": (pd.Series(ids).duplicated().to_numpy(),
-                            "repeats the exchange_trade_id of an earlier row"),
-    }
+    checks = {rule: (mask, TRADE_RULES[rule]) for rule, mask in trade_problems(price, volume, ids).items()}
     tally = Tally()
     bad = _apply_rules(table, checks, on_invalid, tally, "trade",
                        describe=lambda i: f" ({times[i]}, id {ids[i]!r})")
@@ -202,9 +198,11 @@ def import_bars(store: MarketStore, source: str | Path | pd.DataFrame, *, exchan
         checks = {
             "non_positive_price": (~((o > 0) & (h > 0) & (low > 0) & (c > 0)),
                                    "has an open, high, low or close that is zero, negative or not a number"),
+            "negative_volume": (~(v >= 0), "has a volume that is negative or not a number"),
+            "out_of_range": (np.isinf(o) | np.isinf(h) | np.isinf(low) | np.isinf(c) | np.isinf(v),
+                             "has an infinite value; the store keeps finite numbers only"),
             "inconsistent_ohlc": (~((h >= np.maximum(o, c)) & (low <= np.minimum(o, c))),
                                   "has a high below its open or close, or a low above them"),
-            "negative_volume": (~(v >= 0), "has a volume that is negative or not a number"),
         }
     tally = Tally()
     bad = _apply_rules(table, checks, on_invalid, tally, "bars",
@@ -214,7 +212,7 @@ def import_bars(store: MarketStore, source: str | Path | pd.DataFrame, *, exchan
     series = {SeriesKey(exchange, name, metric): pd.Series(values[~bad], index=index)
               for metric, values in zip(BAR_METRICS, (o, h, low, c, v))}
     with store.atomic():
-        store.write_series(series)
+        store.write_series(series, owner="bars")
     for key, values in series.items():
         tally.wrote(key.name, len(values), index, exchange)
     return tally.report(table.name, time.perf_counter() - began)

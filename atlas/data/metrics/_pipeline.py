@@ -17,6 +17,7 @@ from atlas.data.metrics._trades import tick_rule, trade_metrics
 from atlas.data.orderbooks import BookBatch
 from atlas.data.series import SeriesKey
 from atlas.data.store import MarketStore
+from atlas.data.store._market import first_rule, trade_problems, volume_problems
 from atlas.data.timestamps import utc_timestamp
 from atlas.exceptions import ConfigError, DataValidationError, MissingDataError
 
@@ -35,7 +36,10 @@ class PipelineReport:
         values: metric values written.
         snapshots_read: order-book snapshots in the range (their times are read).
         snapshots_parsed: of those, the ones read and parsed: the last valid one at or before each bucket end.
-        skipped: snapshots left out, by rule (``crossed_book``, ``malformed_json``, ...).
+        skipped: rows left out, by ``table.rule``: order books (``orderbook.crossed_book``,
+            ``orderbook.malformed_json``, ...), trades (``trade.non_positive_price``, ...) and exchange volume
+            (``exchange_volume.negative_volume``) that break the importers' rules, as a GDS database read in place
+            may hold.
         first: the first bucket computed. last: the last one.
         seconds: wall time.
     """
@@ -57,9 +61,9 @@ class MetricPipeline:
 
     A bucket stamped ``t`` covers ``(t - width, t]``. Order-book metrics and exchange volume are sampled: the last
     valid snapshot at or before ``t`` and no older than ``max_staleness``. Trade metrics aggregate the bucket's
-    trades. Snapshots that break a rule (crossed, empty side, malformed JSON) are skipped and counted. Only buckets
-    that have ended by the newest stored observation are computed; the next run picks up from there, and new data
-    stored for an earlier time makes the buckets from that time on be computed again.
+    trades. Rows that break a rule (a crossed book, malformed JSON, a trade without a positive price) are skipped
+    and counted. Only buckets that have ended by the newest stored observation are computed; the next run picks up
+    from there, and new data stored for an earlier time makes the buckets from that time on be computed again.
 
     Example:
         >>> from atlas.data import MarketStore
@@ -114,6 +118,8 @@ class MetricPipeline:
         Raises:
             MissingDataError: an exchange has no market data in the store (with the ones that do).
         """
+        # what the run reads is as of these writes: read first, so data arriving later keeps its buckets dirty
+        versions = {name: self.store.market_version(_stored(name)) for name in self.store.exchanges()}
         extent = self._extents()
         names = self._select(exchanges, extent)
         self._refuse_bar_widths(names)
@@ -125,7 +131,7 @@ class MetricPipeline:
 
             bar = tqdm(total=total, unit="bucket", desc=f"metrics {self.bucket}", leave=False)
         try:
-            return [self._run_one(name, grid, advance, bar) for name, grid, advance in plans]
+            return [self._run_one(name, grid, advance, bar, versions.get(name, 0)) for name, grid, advance in plans]
         finally:
             if bar is not None:
                 bar.close()
@@ -155,15 +161,10 @@ class MetricPipeline:
         return chosen
 
     def _refuse_bar_widths(self, names: list[str]) -> None:
-        """Imported bars own ``volume`` at their width: computing metrics there would overwrite it."""
-        registry = self.store.series_registry()
-        bars = registry[(registry["metric"] == "close") & (registry["bucket_width"] == self.bucket)]
-        clash = sorted(set(bars["exchange"]) & set(names))
-        if clash:
-            msg = (f"{', '.join(clash)} has OHLCV bars imported at {self.bucket}: the metric pipeline's volume at "
-                   f"that width would overwrite the bars' volume; compute metrics at another width (e.g. "
-                   f"--bucket 1min), or choose the other exchanges with --exchanges")
-            raise ConfigError(msg)
+        """Imported bars own their width: computing metrics there would overwrite their volume (checked again, in
+        the same transaction, by every write)."""
+        for name in names:
+            self.store.require_owner(name, self.bucket, "metrics")
 
     def _plan(self, name: str, extent, start, end) -> tuple[str, np.ndarray, bool]:
         w = self.width.value
@@ -184,7 +185,7 @@ class MetricPipeline:
 
     # computing ------------------------------------------------------------------------------------------------
 
-    def _run_one(self, name: str, grid: np.ndarray, advance: bool, bar) -> PipelineReport:
+    def _run_one(self, name: str, grid: np.ndarray, advance: bool, bar, version: int) -> PipelineReport:
         began = time.perf_counter()
         exchange = _stored(name)
         totals = {"values": 0, "read": 0, "parsed": 0}
@@ -193,9 +194,10 @@ class MetricPipeline:
             part = grid[offset:offset + self.chunk_buckets]
             values, read, parsed, bad = self._compute(exchange, part)
             with self.store.atomic():
-                totals["values"] += self.store.write_series(values)
+                totals["values"] += self.store.write_series(values, owner="metrics")
                 if advance:
-                    self.store.set_watermark(exchange, self.bucket, pd.Timestamp(int(part[-1]), tz="UTC"))
+                    self.store.advance_watermark(exchange, self.bucket, pd.Timestamp(int(part[-1]), tz="UTC"),
+                                                 read=version)
             totals["read"] += read
             totals["parsed"] += parsed
             for rule, count in bad.items():
@@ -210,8 +212,18 @@ class MetricPipeline:
         lo, hi = pd.Timestamp(int(grid[0]), tz="UTC"), pd.Timestamp(int(grid[-1]), tz="UTC")
         since = lo - self.staleness - pd.Timedelta(1, "ns")
         ids, times = self.store.read_orderbook_times(exchange, since, hi)
-        sampled, parsed, bad = self._sample_books(ids, times.asi8, grid)
+        sampled, parsed, books_bad = self._sample_books(ids, times.asi8, grid)
+        bad = {f"orderbook.{rule}": count for rule, count in books_bad.items()}
         trades = self.store.read_trades(exchange, lo - self.width - _TICK_CONTEXT, hi)
+        # a GDS database read in place may hold what Atlas's importers refuse (a NULL or text price): skipped, and
+        # counted once: by the chunk whose buckets hold it, not as the context the next chunk reads before its own
+        problems = trade_problems(trades["price"].to_numpy(), trades["volume"].to_numpy(), None)
+        broken, _ = first_rule(problems, len(trades))
+        if broken.any():
+            own = (trades["timestamp"] > lo - self.width).to_numpy()
+            _, counts = first_rule({rule: mask & own for rule, mask in problems.items()}, len(trades))
+            bad |= {f"trade.{rule}": count for rule, count in counts.items()}
+            trades = trades.loc[~broken]
         price = trades["price"].to_numpy()
         flows = trade_metrics(bucket_labels(trades["timestamp"].array.asi8, self.width), price,
                               trades["volume"].to_numpy(), tick_rule(price), grid)
@@ -219,6 +231,13 @@ class MetricPipeline:
         for metric in flows:
             flows[metric] = np.where(alive, flows[metric], np.nan)
         volume = self.store.read_exchange_volume(exchange, since, hi)
+        broken = np.zeros(len(volume), dtype=bool)
+        own = volume.index > lo - self.width
+        for rule, mask, _ in volume_problems(volume.to_numpy()):
+            if (mask & own).any():
+                bad[f"exchange_volume.{rule}"] = int((mask & own).sum())
+            broken |= mask
+        volume = volume[~broken]
         position = self._sample_positions(volume.index.asi8, grid)
         reported = np.where(position >= 0, volume.to_numpy()[np.maximum(position, 0)], np.nan) if len(volume) \
             else np.full(len(grid), np.nan)

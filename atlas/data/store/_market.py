@@ -131,10 +131,19 @@ def read_orderbook_sides(conn: Connection, ids: np.ndarray) -> tuple[list, list]
     return [found[i][0] for i in values], [found[i][1] for i in values]
 
 
+def _number(conn: Connection, column: str) -> str:
+    """SQL reading a numeric column as a float, or NULL where it holds text: SQLite keeps whatever a writer put in
+    a column, and ``CAST('abc' AS FLOAT)`` is 0.0 there, a price that would pass for real."""
+    if conn.dialect.name == "sqlite":
+        return f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN {column} END"
+    return f"CAST({column} AS FLOAT)"
+
+
 def read_trades(conn: Connection, exchange: Exchange, start, end) -> pd.DataFrame:
     """Trades with ``start < timestamp <= end`` in time order: timestamp, price, volume, exchange_trade_id."""
     params = {"exchange": exchange.name}
-    sql = ("SELECT timestamp, CAST(price AS FLOAT) AS price, CAST(volume AS FLOAT) AS volume, exchange_trade_id "
+    price, volume = _number(conn, "price"), _number(conn, "volume")
+    sql = (f"SELECT timestamp, {price} AS price, {volume} AS volume, exchange_trade_id "
            f"FROM trade WHERE exchange = :exchange{_range_clause(start, end, params)} ORDER BY timestamp, trade_id")
     times, price, volume, ids = fetch_columns(conn, sql, params, 4)
     if not times:
@@ -148,7 +157,7 @@ def read_trades(conn: Connection, exchange: Exchange, start, end) -> pd.DataFram
 def read_exchange_volume(conn: Connection, exchange: Exchange, start, end) -> pd.Series:
     """Reported exchange volume with ``start < timestamp <= end``, indexed by time."""
     params = {"exchange": exchange.name}
-    sql = ("SELECT timestamp, CAST(exchange_volume AS FLOAT) FROM exchange_volume WHERE exchange = :exchange"
+    sql = (f"SELECT timestamp, {_number(conn, 'exchange_volume')} FROM exchange_volume WHERE exchange = :exchange"
            f"{_range_clause(start, end, params)} ORDER BY timestamp, exchange_volume_id")
     rows = conn.execute(text(sql), params).all()
     if not rows:
@@ -173,35 +182,94 @@ def summary(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(parts, columns=["exchange", "table", "rows", "first", "last"])
 
 
+#: What GDS's ``Numeric(20, 10)`` columns hold: below 10^10, and 10 decimal places (smaller rounds to zero).
+NUMERIC_LIMIT, NUMERIC_RESOLUTION = 1e10, 0.5e-10
+#: GDS's ``exchange_trade_id`` is ``Unicode(64)``.
+TRADE_ID_LENGTH = 64
+
+#: The trade rules, in the order they are checked, and how a message says each.
+TRADE_RULES = {
+    "non_positive_price": "has a price that is zero, negative or not a number",
+    "non_positive_volume": "has a volume that is zero, negative or not a number",
+    "out_of_range": (f"has a price or volume that the store cannot hold: infinite, {NUMERIC_LIMIT:.0e} or more, "
+                     f"or so small that GDS's Numeric(20,10) rounds it to zero"),
+    "trade_id_too_long": f"has an exchange_trade_id longer than GDS's {TRADE_ID_LENGTH} characters",
+    "timestamps_out_of_order": "is earlier than the row before it",
+    "duplicate_trade": "repeats an exchange_trade_id of an earlier row",
+}
+
+
+def out_of_range(values: np.ndarray, *, zero_ok: bool = False) -> np.ndarray:
+    """Values a GDS ``Numeric(20, 10)`` column cannot hold: infinite, too large, or rounding to zero (NaN is not
+    out of range: it is missing, which the other rules catch)."""
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(values)
+        small = (magnitude < NUMERIC_RESOLUTION) & (magnitude > 0 if zero_ok else magnitude >= 0)
+        return np.isinf(values) | (magnitude >= NUMERIC_LIMIT) | small
+
+
+def volume_problems(values: np.ndarray) -> list[tuple[str, np.ndarray, str]]:
+    """The exchange-volume rules: (rule, rows breaking it, words), in order."""
+    with np.errstate(invalid="ignore"):
+        negative = ~(values >= 0)
+    return [("negative_volume", negative, "is negative or not a number"),
+            ("out_of_range", out_of_range(values, zero_ok=True) & ~negative,
+             "is a volume the store cannot hold: infinite, 1e+10 or more, or rounding to zero at 10 decimals")]
+
+
+def trade_problems(price: np.ndarray, volume: np.ndarray, ids, times=None) -> dict[str, np.ndarray]:
+    """For each trade rule, a mask of the rows that break it (a row may break several; the first counts).
+
+    Args:
+        price, volume: the values as floats (NaN where the input was missing or not a number).
+        ids: the ``exchange_trade_id`` of each row, or None when the store makes them.
+        times: the timestamps as int64 nanoseconds, to check their order; None skips that rule.
+    """
+    with np.errstate(invalid="ignore"):
+        masks = {"non_positive_price": ~(price > 0), "non_positive_volume": ~(volume > 0),
+                 "out_of_range": out_of_range(price) | out_of_range(volume)}
+    masks["out_of_range"] &= ~(masks["non_positive_price"] | masks["non_positive_volume"])
+    if ids is not None:
+        text = pd.Series(ids, dtype=object).astype(str)
+        masks["trade_id_too_long"] = (text.str.len() > TRADE_ID_LENGTH).to_numpy()
+        masks["duplicate_trade"] = text.duplicated().to_numpy()
+    if times is not None:
+        masks["timestamps_out_of_order"] = np.r_[False, np.diff(np.asarray(times)) < 0]
+    return {rule: masks[rule] for rule in TRADE_RULES if rule in masks}
+
+
+def first_rule(masks: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows breaking any rule, and how many rows each rule takes (a row counts under its first rule)."""
+    bad = np.zeros(n, dtype=bool)
+    counts: dict[str, int] = {}
+    for rule, mask in masks.items():
+        mine = np.asarray(mask, dtype=bool) & ~bad
+        if mine.any():
+            counts[rule] = int(mine.sum())
+        bad |= mine
+    return bad, counts
+
+
 def check_trades(trades: pd.DataFrame) -> None:
-    """Rules for trades: positive prices and volumes, time order, unique ids.
+    """Rules for trades: positive prices and volumes the store can hold, time order, unique ids that fit.
 
     Raises:
         DataValidationError: naming the first row that breaks a rule.
     """
-    price = trades["price"].to_numpy(dtype=np.float64)
-    volume = trades["volume"].to_numpy(dtype=np.float64)
-    times = pd.DatetimeIndex(trades["timestamp"]).asi8
     ids = trades["exchange_trade_id"].astype(str)
-    checks = [
-        ("non_positive_price", ~(price > 0) | ~np.isfinite(price), "has a price that is zero, negative or missing"),
-        ("non_positive_volume", ~(volume > 0) | ~np.isfinite(volume),
-         "has a volume that is zero, negative or missing"),
-        ("timestamps_out_of_order", np.r_[False, np.diff(times) < 0], "is earlier than the row before it"),
-        ("duplicate_trade", ids.duplicated().to_numpy(), "repeats an exchange_trade_id of an earlier row"),
-    ]
-    for rule, mask, words in checks:
+    masks = trade_problems(trades["price"].to_numpy(dtype=np.float64), trades["volume"].to_numpy(dtype=np.float64),
+                           ids.to_numpy(dtype=object), pd.DatetimeIndex(trades["timestamp"]).asi8)
+    for rule, mask in masks.items():
         if mask.any():
             row = int(np.flatnonzero(mask)[0])
-            msg = (f"trade row {row} (exchange_trade_id {ids.iloc[row]!r}, {trades['timestamp'].iloc[row]}) {words} "
-                   f"(rule {rule}); {int(mask.sum())} rows break it. Fix the input, or skip bad rows "
-                   f"(on_invalid='skip', --skip-invalid) to drop and count them")
+            msg = (f"trade row {row} (exchange_trade_id {ids.iloc[row]!r}, {trades['timestamp'].iloc[row]}) "
+                   f"{TRADE_RULES[rule]} (rule {rule}); {int(mask.sum())} rows break it. Fix the input, or skip "
+                   f"bad rows (on_invalid='skip', --skip-invalid) to drop and count them")
             raise DataValidationError(msg, rule=rule, row=row)
 
 
-def invalid_trade_rows(trades: pd.DataFrame) -> np.ndarray:
-    """A mask of the trade rows that break a rule other than time order (for skipping)."""
-    price = trades["price"].to_numpy(dtype=np.float64)
-    volume = trades["volume"].to_numpy(dtype=np.float64)
-    ids = trades["exchange_trade_id"].astype(str)
-    return ~(price > 0) | ~np.isfinite(price) | ~(volume > 0) | ~np.isfinite(volume) | ids.duplicated().to_numpy()
+def invalid_trade_rows(trades: pd.DataFrame) -> tuple[np.ndarray, dict[str, int]]:
+    """The trade rows that break a rule other than time order (for skipping), and the count by rule."""
+    masks = trade_problems(trades["price"].to_numpy(dtype=np.float64), trades["volume"].to_numpy(dtype=np.float64),
+                           trades["exchange_trade_id"].astype(str).to_numpy(dtype=object))
+    return first_rule(masks, len(trades))

@@ -102,6 +102,15 @@ watermark = Table(
     PrimaryKeyConstraint("exchange", "bucket_width", name="pk_atlas_watermark"),
 )
 
+#: The store's own facts, written once when it is created: ``store_id`` (a random identity that a cache can key
+#: by, so a store deleted and made again at the same URL is never taken for the old one).
+store_facts = Table(
+    "atlas_store",
+    atlas_metadata,
+    Column("key", Unicode(64), primary_key=True),
+    Column("value", Unicode(255), nullable=False),
+)
+
 ingest = Table(
     "atlas_ingest",
     atlas_metadata,

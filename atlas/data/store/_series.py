@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select, text
@@ -20,7 +22,8 @@ def series_ids(conn: Connection, keys: list[SeriesKey], *, create: bool) -> dict
     if missing and create:
         frame = pd.DataFrame({"name": [k.name for k in missing], "exchange": [k.exchange.name for k in missing],
                               "bucket_width": [k.width for k in missing], "metric": [k.metric for k in missing]})
-        insert_frame(conn, schema.series, frame)
+        # two writers may register the same series at once: the second keeps the first's row
+        insert_frame(conn, schema.series, frame, conflict="nothing", keys=("name",))
         found |= _lookup(conn, [k.name for k in missing])
     return found
 
@@ -99,19 +102,67 @@ def summary(conn: Connection) -> pd.DataFrame:
     return frame
 
 
+#: The series of imported OHLCV bars; at a width where they exist, the metric pipeline never writes.
+BAR_METRICS = ("open", "high", "low", "close", "volume")
+#: Who may write the series of an exchange at a width: bars imported there, or the metric pipeline.
+OWNERS = ("bars", "metrics")
+
+
+def width_owner(conn: Connection, exchange: str, width: str) -> str | None:
+    """Who wrote the series of ``exchange`` at ``width``: ``"bars"`` (imported OHLCV bars), ``"metrics"`` (the
+    pipeline: it keeps a watermark there, or wrote a metric that bars do not have), or None (nothing yet)."""
+    s, w = schema.series.c, schema.watermark.c
+    metrics = set(conn.execute(select(s.metric).where(s.exchange == exchange, s.bucket_width == width)).scalars())
+    if metrics & {"open", "high", "low", "close"}:
+        return "bars"
+    if metrics - set(BAR_METRICS) or conn.execute(select(w.exchange).where(
+            w.exchange == exchange, w.bucket_width == width)).first() is not None:
+        return "metrics"
+    return None
+
+
 def get_watermark(conn: Connection, exchange: str, width: str) -> pd.Timestamp | None:
     w = schema.watermark.c
     value = conn.execute(select(w.computed_through).where(w.exchange == exchange, w.bucket_width == width)).scalar()
     return None if value is None else pd.Timestamp(value).tz_localize("UTC")
 
 
+#: The kinds of write that lower watermarks: new market data.
+MARKET_KINDS = ("orderbook", "trade", "exchange_volume")
+#: PostgreSQL advisory lock key serializing the ingest log of market data with watermark moves.
+_WATERMARK_LOCK = 0x41544C53  # "ATLS"
+
+
+def lock_watermarks(conn: Connection) -> None:
+    """Serializes, until the transaction ends, logging market data against reading or moving watermarks.
+
+    SQLite has one writer at a time already; PostgreSQL takes a transaction-scoped advisory lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WATERMARK_LOCK})
+
+
 def set_watermark(conn: Connection, exchange: str, width: str, through: pd.Timestamp) -> None:
+    """Sets a watermark in one statement (an upsert: two first runs at once do not collide)."""
     w = schema.watermark
-    naive = through.tz_convert("UTC").tz_localize(None).to_pydatetime()
+    values = {"exchange": exchange, "bucket_width": width,
+              "computed_through": through.tz_convert("UTC").tz_localize(None).to_pydatetime()}
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        dialect = importlib.import_module(f"sqlalchemy.dialects.{conn.dialect.name}")
+        statement = dialect.insert(w).values(**values)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=["exchange", "bucket_width"],
+            set_={"computed_through": statement.excluded.computed_through}))
+        return
     updated = conn.execute(w.update().where(w.c.exchange == exchange, w.c.bucket_width == width).values(
-        computed_through=naive)).rowcount
+        computed_through=values["computed_through"])).rowcount
     if not updated:
-        conn.execute(w.insert().values(exchange=exchange, bucket_width=width, computed_through=naive))
+        conn.execute(w.insert().values(**values))
+
+
+def first_dirty_bucket(since: pd.Timestamp, step: pd.Timedelta) -> pd.Timestamp:
+    """The first bucket of width ``step`` whose value data at ``since`` changes: the one holding it."""
+    return pd.Timestamp(-((-since.value) // step.value) * step.value, tz="UTC")
 
 
 def lower_watermarks(conn: Connection, exchange: str, since: pd.Timestamp) -> None:
@@ -120,18 +171,63 @@ def lower_watermarks(conn: Connection, exchange: str, since: pd.Timestamp) -> No
     rows = conn.execute(select(w.c.bucket_width, w.c.computed_through).where(w.c.exchange == exchange)).all()
     for width, through in rows:
         step = parse_width(width)
-        first_dirty = pd.Timestamp(-((-since.value) // step.value) * step.value, tz="UTC")
+        first_dirty = first_dirty_bucket(since, step)
         if pd.Timestamp(through).tz_localize("UTC") >= first_dirty:
             set_watermark(conn, exchange, width, first_dirty - step)
 
 
-def data_version(conn: Connection, exchanges: list[str] | None = None, start=None, end=None) -> int:
+def market_version(conn: Connection, exchange: str) -> int:
+    """The id of the newest market-data write of ``exchange`` (0 if none)."""
     i = schema.ingest.c
-    query = select(func.coalesce(func.max(i.ingest_id), 0))
-    if exchanges is not None:
-        query = query.where(i.exchange.in_(exchanges))
-    if start is not None:
-        query = query.where(i.last_timestamp >= start.tz_convert("UTC").tz_localize(None).to_pydatetime())
-    if end is not None:
-        query = query.where(i.first_timestamp <= end.tz_convert("UTC").tz_localize(None).to_pydatetime())
+    query = select(func.coalesce(func.max(i.ingest_id), 0)).where(i.exchange == exchange,
+                                                                   i.kind.in_(MARKET_KINDS))
     return int(conn.execute(query).scalar())
+
+
+def advance_watermark(conn: Connection, exchange: str, width: str, through: pd.Timestamp, read: int
+                      ) -> pd.Timestamp:
+    """Moves the watermark to ``through``, but no further than what a run that read the market data as of write
+    ``read`` actually saw: market data written since then, at an earlier time, keeps its buckets dirty.
+
+    Call it inside the transaction that writes the computed values, after :func:`lock_watermarks`.
+
+    Returns:
+        The watermark set.
+    """
+    set_watermark(conn, exchange, width, through)  # first a write: on SQLite, the writer's lock is now ours
+    i = schema.ingest.c
+    since = conn.execute(select(func.min(i.first_timestamp)).where(
+        i.exchange == exchange, i.kind.in_(MARKET_KINDS), i.ingest_id > read)).scalar()
+    if since is not None:
+        step = parse_width(width)
+        dirty = first_dirty_bucket(pd.Timestamp(since).tz_localize("UTC"), step) - step
+        if dirty < through:
+            set_watermark(conn, exchange, width, dirty)
+            return dirty
+    return through
+
+
+def newest_write(conn: Connection, exchanges: list[str] | None = None, start=None, end=None,
+                 kinds: tuple[str, ...] | None = None) -> tuple[int, object]:
+    """The id and time of the newest ingest-log row matching the filters; ``(0, None)`` when none does.
+
+    Args:
+        exchanges: only writes of these exchanges. kinds: only these kinds (``"trade"``, ``"series"``, ...).
+        start: only writes reaching at or after this time. end: only writes reaching at or before it.
+    """
+    i = schema.ingest.c
+    newest = select(func.max(i.ingest_id))
+    if exchanges is not None:
+        newest = newest.where(i.exchange.in_(exchanges))
+    if kinds is not None:
+        newest = newest.where(i.kind.in_(kinds))
+    if start is not None:
+        newest = newest.where(i.last_timestamp >= start.tz_convert("UTC").tz_localize(None).to_pydatetime())
+    if end is not None:
+        newest = newest.where(i.first_timestamp <= end.tz_convert("UTC").tz_localize(None).to_pydatetime())
+    found = conn.execute(select(i.ingest_id, i.created_at).where(i.ingest_id == newest.scalar_subquery())).first()
+    return (0, None) if found is None else (int(found[0]), found[1])
+
+
+def data_version(conn: Connection, exchanges: list[str] | None = None, start=None, end=None) -> int:
+    return newest_write(conn, exchanges, start, end)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from atlas.config import Settings
+from atlas.config import Settings, mask_url
 from atlas.data._checks import check_choice
 from atlas.data.exchanges import Exchange
 from atlas.data.orderbooks import BookBatch
-from atlas.data.series import SeriesKey
 from atlas.data.store import _market, _series
 from atlas.data.store import _schema as schema
-from atlas.exceptions import ConfigError, DataValidationError, StoreError, UnknownExchangeError
+from atlas.data.store._engine import GDS_SETTING, STORE_SETTING, open_engine, translated
+from atlas.data.store._series_access import SeriesAccess
+from atlas.exceptions import DataValidationError, StoreError, UnknownExchangeError
 
 
 @dataclass(frozen=True)
@@ -37,68 +38,64 @@ class WriteReport:
         return sum(self.skipped.values())
 
 
-def _engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except Exception as error:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
-        msg = f"store URL {url!r} is not a database URL ({error}); e.g. sqlite:///.atlas/market.db or postgresql+psycopg://user@host/db"
-        raise ConfigError(msg) from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 60})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection, _record):  # WAL: readers never wait for the writer
-            cursor = dbapi_connection.cursor()
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
-                cursor.execute(f"PRAGMA {pragma}")
-            cursor.close()
-
-        return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
-
-
-class MarketStore:
+class MarketStore(SeriesAccess):
     """Order books, trades and exchange volume in GDS's tables, and Atlas's metric series beside them.
 
     SQLite by default, PostgreSQL (or any SQLAlchemy database) by URL. With ``gds_url`` the market tables are read
     in place from a Gryphon Data Service database and only the metric series are written to ``url``.
 
+    Every store has an identity (:attr:`identity`), made when the store is created and kept in it: a cache keyed
+    by it never serves one store's data for another's, even one made again at the same URL.
+
     Example:
         >>> store = MarketStore("sqlite://")          # in memory
-        >>> store.summary().empty
-        True
+        >>> store.summary().empty, len(store.identity)
+        (True, 32)
 
     Args:
         url: SQLAlchemy URL of the Atlas store.
-        gds_url: optional URL of a GDS database to read market data from in place (read only).
+        gds_url: optional URL of a GDS database to read market data from in place (opened read-only: a GDS
+            SQLite file is never changed, a PostgreSQL session is read-only).
         extra_venues: venues accepted beside the built-in ones (``ATLAS_EXTRA_VENUES``), e.g. ``("cme",)``.
+        cache_folder: where built feature frames are cached (``$ATLAS_HOME/cache`` through
+            :meth:`from_settings`); None: no cache.
+
+    Raises:
+        ConfigError: a URL is not a database URL.
+        StoreError: the database cannot be opened (unreachable, damaged, read-only, its driver missing); the
+            message names the URL without its password and the setting that gave it.
     """
 
-    def __init__(self, url: str, *, gds_url: str | None = None, extra_venues: tuple[str, ...] = ()) -> None:
+    def __init__(self, url: str, *, gds_url: str | None = None, extra_venues: tuple[str, ...] = (),
+                 cache_folder: str | Path | None = None) -> None:
         self.url = url
         self.extra_venues = tuple(v.lower() for v in extra_venues)
-        self.engine = _engine(url)
-        self.gds_engine = _engine(gds_url) if gds_url else None
+        self.cache_folder = None if cache_folder is None else Path(cache_folder)
+        self.engine = open_engine(url, setting=STORE_SETTING)
         self._active: contextvars.ContextVar[Connection | None] = contextvars.ContextVar("atlas_tx", default=None)
-        tables = list(schema.atlas_metadata.tables.values())
-        schema.atlas_metadata.create_all(self.engine, tables=tables)
-        if self.gds_engine is None:
-            schema.gds_metadata.create_all(self.engine)
-        else:
-            missing = set(schema.MARKET_TABLES) - set(inspect(self.gds_engine).get_table_names())
+        self.gds_engine: Engine | None = None
+        self._gds_url = gds_url
+        with translated(url, STORE_SETTING):
+            schema.atlas_metadata.create_all(self.engine)
+            if gds_url is None:
+                schema.gds_metadata.create_all(self.engine)
+            self.identity = _identity(self.engine)
+        if gds_url is not None:
+            self.gds_engine = open_engine(gds_url, setting=GDS_SETTING, read_only=True)
+            with translated(gds_url, GDS_SETTING):
+                missing = set(schema.MARKET_TABLES) - set(inspect(self.gds_engine).get_table_names())
             if missing:
-                msg = f"the GDS database at {gds_url!r} lacks the tables {sorted(missing)}; is it a GDS database?"
+                msg = (f"the GDS database at {mask_url(gds_url)!r} ({GDS_SETTING}) lacks the tables "
+                       f"{sorted(missing)}; is it a GDS database?")
                 raise StoreError(msg)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> MarketStore:
-        """The store that the settings (``ATLAS_STORE_URL``, ``ATLAS_GDS_URL``) point at."""
+        """The store that the settings (``ATLAS_STORE_URL``, ``ATLAS_GDS_URL``) point at, caching feature frames
+        under ``$ATLAS_HOME/cache``."""
         settings = settings or Settings.from_env()
-        return cls(settings.store.url, gds_url=settings.store.gds_url, extra_venues=settings.store.extra_venues)
+        return cls(settings.store.url, gds_url=settings.store.gds_url, extra_venues=settings.store.extra_venues,
+                   cache_folder=settings.home / "cache")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -111,6 +108,9 @@ class MarketStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"MarketStore({mask_url(self.url)!r})"
+
     # transactions -------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -120,7 +120,7 @@ class MarketStore:
         if current is not None:
             yield current
             return
-        with self.engine.begin() as conn:
+        with translated(self.url, STORE_SETTING), self.engine.begin() as conn:
             token = self._active.set(conn)
             try:
                 yield conn
@@ -130,7 +130,7 @@ class MarketStore:
     @contextlib.contextmanager
     def _market_read(self) -> Iterator[Connection]:
         if self.gds_engine is not None:
-            with self.gds_engine.connect() as conn:
+            with translated(self._gds_url, GDS_SETTING), self.gds_engine.connect() as conn:
                 yield conn
         else:
             with self._read() as conn:
@@ -142,7 +142,7 @@ class MarketStore:
         if current is not None:
             yield current
         else:
-            with self.engine.connect() as conn:
+            with translated(self.url, STORE_SETTING), self.engine.connect() as conn:
                 yield conn
 
     def require_writable(self) -> None:
@@ -156,6 +156,8 @@ class MarketStore:
              invalidate: bool = True) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         first, last = times.min().floor("us"), times.max().floor("us")  # the store keeps microseconds
+        if invalidate:  # logged in the order watermark moves see it (see advance_watermark)
+            _series.lock_watermarks(conn)
         conn.execute(schema.ingest.insert().values(
             exchange=exchange.name, kind=kind, rows=len(times), source=source[:255], created_at=now,
             first_timestamp=first.tz_convert("UTC").tz_localize(None).to_pydatetime(),
@@ -226,9 +228,8 @@ class MarketStore:
             raise DataValidationError(msg, rule="missing_columns")
         skipped: dict[str, int] = {}
         if on_invalid == "skip":
-            bad = _market.invalid_trade_rows(trades)
+            bad, skipped = _market.invalid_trade_rows(trades)
             if bad.any():
-                skipped["invalid_trade"] = int(bad.sum())
                 trades = trades.loc[~bad]
         _require_utc(trades["timestamp"], "trade")
         _market.check_trades(trades)
@@ -269,10 +270,12 @@ class MarketStore:
         exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
         _require_utc(volume.index, "exchange volume")
         values = volume.to_numpy(dtype=float)
-        if (~(values >= 0)).any():
-            row = int((~(values >= 0)).nonzero()[0][0])
-            msg = f"exchange volume row {row} is negative or missing ({values[row]}); volumes are zero or more"
-            raise DataValidationError(msg, rule="negative_volume", row=row)
+        for rule, mask, words in _market.volume_problems(values):
+            if mask.any():
+                row = int(np.flatnonzero(mask)[0])
+                msg = (f"exchange volume row {row} ({values[row]}) {words} (rule {rule}); volumes are zero or more "
+                       f"and below {_market.NUMERIC_LIMIT:.0e}")
+                raise DataValidationError(msg, rule=rule, row=row)
         frame = pd.DataFrame({"timestamp": pd.DatetimeIndex(volume.index), "exchange_volume": values})
         if len(frame):
             with self.atomic() as conn:
@@ -319,74 +322,21 @@ class MarketStore:
         """The exchanges with market data, GDS names."""
         return sorted(self.summary()["exchange"].unique().tolist())
 
-    # metric series ------------------------------------------------------------------------------------------
-
-    def write_series(self, values: dict[SeriesKey | str, pd.Series]) -> int:
-        """Upserts metric values by series (bucket-indexed, UTC); NaN values are not stored. Returns the count."""
-        keyed = {k if isinstance(k, SeriesKey) else SeriesKey.parse(k): v for k, v in values.items()}
-        with self.atomic() as conn:
-            written = _series.write_values(conn, keyed)
-            spans: dict[Exchange, list[pd.Timestamp]] = {}
-            for key, series in keyed.items():
-                present = series.dropna().index
-                if len(present):
-                    spans.setdefault(key.exchange, []).extend([present.min(), present.max()])
-            for exchange, times in spans.items():  # the data version of these buckets moves on
-                self._log(conn, exchange, "series", pd.DatetimeIndex(times), "series", invalidate=False)
-            return written
-
-    def read_series(self, name: str | SeriesKey, start=None, end=None) -> pd.Series:
-        """One metric series with ``start <= bucket <= end``, indexed by bucket (UTC).
-
-        Raises:
-            KeyError: no such series, with the closest stored names.
-        """
-        name = str(name)
-        with self._read() as conn:
-            values = _series.read_values(conn, name, start, end)
-            if values.empty and not _series.series_ids(conn, [SeriesKey.parse(name)], create=False):
-                import difflib
-
-                names = _series.registry(conn)["name"].tolist()
-                close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-                hint = f"; did you mean {', '.join(close)}?" if close else "; `atlas data info` lists the series"
-                raise KeyError(f"no metric series {name!r} in the store{hint}")
-        return values
-
-    def series_registry(self) -> pd.DataFrame:
-        """Every registered series: name, exchange, bucket_width, metric."""
-        with self._read() as conn:
-            return _series.registry(conn)
-
-    def series_summary(self) -> pd.DataFrame:
-        """Per series: first and last bucket, values, expected buckets, missing ones, coverage."""
-        with self._read() as conn:
-            return _series.summary(conn)
-
-    def watermark(self, exchange: str | Exchange, width: str) -> pd.Timestamp | None:
-        """The last bucket the metric pipeline has computed for ``exchange`` and ``width``."""
-        with self._read() as conn:
-            return _series.get_watermark(conn, self._stored_exchange(exchange).name, width)
-
-    def set_watermark(self, exchange: str | Exchange, width: str, through: pd.Timestamp) -> None:
-        with self.atomic() as conn:
-            _series.set_watermark(conn, self._stored_exchange(exchange).name, width,
-                                  through)
-
-    def data_version(self, exchanges=None, start=None, end=None) -> int:
-        """A number that grows with every write of market data or metric series (the newest ingest log id).
-
-        Args:
-            exchanges: only writes of these exchanges count.
-            start: only writes reaching at or after this time count.
-            end: only writes reaching at or before this time count.
-
-        Returns:
-            The id of the newest matching write, 0 if none: equal numbers mean the data in that range is unchanged.
-        """
-        names = None if exchanges is None else [self._stored_exchange(e).name for e in exchanges]
-        with self._read() as conn:
-            return _series.data_version(conn, names, start, end)
+def _identity(engine: Engine) -> str:
+    """The store's identity: read, or made when the store is new (two processes creating it agree on one)."""
+    facts = schema.store_facts
+    query = select(facts.c.value).where(facts.c.key == "store_id")
+    with engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    if found is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(facts.insert().values(key="store_id", value=uuid.uuid4().hex))
+        except IntegrityError:  # another process made it first: take theirs
+            pass
+        with engine.connect() as conn:
+            found = conn.execute(query).scalar()
+    return found
 
 
 def _require_utc(times, what: str) -> None:
