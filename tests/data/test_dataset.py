@@ -463,6 +463,21 @@ def test_sequence_windows_in_a_dataset():
         unwindowed.windows("train")
 
 
+def test_raw_label_values_stand_behind_every_sample_through_windows_and_balancing():
+    """The realized forward return behind each class label is kept, so trading statistics need no rebuild."""
+    frame = synthetic_frame()
+    for options in ({}, {"window": 5, "balance": "class_weights"}, {"balance": "undersample", "seed": 3}):
+        ds = build(frame, **options)
+        for part in ("train", "test"):
+            raw, index = getattr(ds, f"raw_{part}"), getattr(ds, f"index_{part}")
+            np.testing.assert_array_equal(raw, frame.loc[index, "ret"].to_numpy())
+            assert raw.dtype == np.float64 and not raw.flags.writeable
+    changed = frame.copy()
+    changed.iloc[450, 3] *= 1.5  # the raw return moves, its class does not
+    assert np.array_equal(build(changed).y_test, build(frame).y_test)
+    assert build(changed).content_hash != build(frame).content_hash
+
+
 def test_balancing_touches_training_data_only():
     plain = build()
     under = build(balance="undersample", seed=3)

@@ -114,20 +114,22 @@ def make_dataset(frame: pd.DataFrame, *, features: list[str], label: str, train:
         y = fitted_labels.transform(part[label])
         y = y.to_numpy(np.int64) if fitted_labels.class_names is not None else y.to_numpy(np.float32)
         warmup = (window or 1) - 1
-        built[name] = [rows, y[warmup:], part.index[warmup:]]
+        raw = part[label].to_numpy(np.float64)[warmup:]
+        built[name] = [rows, y[warmup:], part.index[warmup:], raw]
 
     weights = None
     if balance != "none":
         kept, weights = balance_positions(built["train"][1], balance, seed=seed)
         if balance != "class_weights":
-            built["train"] = [values[kept] for values in built["train"]]
+            rows_, y_, index_, raw_ = built["train"]
+            built["train"] = [rows_[kept], y_[kept], index_[kept], raw_[kept]]
     for values in built.values():
         for array in values[:2]:
             array.flags.writeable = False  # the Dataset keeps these arrays without a copy
     return Dataset(built["train"][0], built["train"][1], built["test"][0], built["test"][1],
                    built["train"][2], built["test"][2], tuple(features), label,
                    class_names=fitted_labels.class_names, sample_weight=weights, transforms=transforms,
-                   window=window)
+                   window=window, raw_train=built["train"][3], raw_test=built["test"][3])
 
 
 def _check_columns(frame, features, label) -> tuple[list[str], str]:

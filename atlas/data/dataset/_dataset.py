@@ -49,6 +49,9 @@ class Dataset:
             ``{"scaler": ..., "labels": ..., "window": ...}``; :func:`apply_transforms` rebuilds inputs with
             them.
         window: the sequence length, or None for row inputs.
+        raw_train: the label column's own values behind ``y_train`` (float64, before they became classes): for
+            a return label, the realized forward return each sample's label stands for, which trading statistics
+            need. None when not kept. raw_test: the same for ``y_test``.
     """
 
     rows_train: np.ndarray
@@ -63,6 +66,8 @@ class Dataset:
     sample_weight: np.ndarray | None = None
     transforms: dict = field(default_factory=dict)
     window: int | None = None
+    raw_train: np.ndarray | None = None
+    raw_test: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         def set_(name: str, value) -> None:  # a frozen dataclass sets its own fields through object
@@ -100,6 +105,15 @@ class Dataset:
             set_(f"rows_{part}", rows)
             set_(f"y_{part}", y)
             set_(f"index_{part}", index)
+        for part in PARTS:
+            raw = getattr(self, f"raw_{part}")
+            if raw is not None:
+                raw = _frozen(raw, np.float64)
+                if raw.shape != getattr(self, f"y_{part}").shape:
+                    msg = (f"Dataset raw_{part} needs one raw label value per {part} sample: {raw.shape} for "
+                           f"{len(getattr(self, f'y_{part}'))}")
+                    raise ConfigError(msg)
+                set_(f"raw_{part}", raw)
         if self.sample_weight is not None:
             weights = _frozen(self.sample_weight, np.float64)
             if weights.shape != self.y_train.shape:
@@ -162,6 +176,9 @@ class Dataset:
                   "index_test": self.index_test.as_unit("ns").asi8}
         if self.sample_weight is not None:
             arrays["sample_weight"] = self.sample_weight
+        for part in PARTS:
+            if getattr(self, f"raw_{part}") is not None:
+                arrays[f"raw_{part}"] = getattr(self, f"raw_{part}")
         arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
                   for name, a in arrays.items()}
         header = {"feature_names": list(self.feature_names), "label_name": self.label_name,
