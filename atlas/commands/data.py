@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from atlas.commands._common import empty_is_none, numbers, open_store, split_list, store_option
+from atlas.commands._common import (
+    AFTER_METRICS,
+    AFTER_SIMULATE,
+    empty_is_none,
+    numbers,
+    open_store,
+    split_list,
+    store_option,
+    time_option,
+    write_output,
+)
 from atlas.commands.data_import import import_group
 
 
@@ -32,7 +43,11 @@ data.add_command(import_group)
 @click.option("--levels", type=int, default=20, show_default=True, help="Order-book levels a side.")
 @store_option
 def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, levels, store_url) -> None:
-    """Simulate several exchanges trading BTC/USD into the store, seeded and deterministic."""
+    """Simulate several exchanges trading BTC/USD into the store, seeded and deterministic.
+
+    Each day is written in one transaction. An interrupted run is finished by running the same command again:
+    the days it wrote are kept and only the others are written, giving the same data as an uninterrupted run.
+    """
     from atlas.config import Settings
     from atlas.data import Exchange
     from atlas.data.simulator import MarketSimulator, SimulatorConfig
@@ -42,7 +57,8 @@ def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, level
     config = SimulatorConfig(exchanges=names, days=days, seed=seed, signal=signal,
                              start=start, lag=lag, snapshot_interval=snapshot_interval, levels=levels)
     simulator = MarketSimulator(config)
-    with open_store(store_url) as store:
+    with open_store(store_url, after_failure=AFTER_SIMULATE) as store:
+        click.echo(simulator.resume_text(simulator.written_days(store)))
         report = simulator.simulate_into(store, progress=sys.stderr.isatty())
     click.echo(str(report))
     click.echo(f"lead-lag: {config.lead_lag_text()}")
@@ -65,7 +81,8 @@ def metrics(bucket, exchanges, depths, slippages, start, end, store_url) -> None
     """Bucket order books and trades into metric series; only buckets not yet computed."""
     from atlas.data.metrics import MetricPipeline
 
-    with open_store(store_url) as store:
+    start, end = time_option(start, "--start"), time_option(end, "--end")
+    with open_store(store_url, after_failure=AFTER_METRICS) as store:
         pipeline = MetricPipeline(store, bucket=bucket, depths=numbers(depths, "--depths"),
                                   slippages=numbers(slippages, "--slippages"))
         reports = pipeline.run(split_list(exchanges), start=start, end=end, progress=sys.stderr.isatty())
@@ -110,20 +127,20 @@ def info(show_series, store_url) -> None:
 @store_option
 def series_command(name, start, end, fmt, output, store_url) -> None:
     """Read one metric series out, e.g. bitstamp_btc_usd.1min.midpoint."""
-    from atlas.data.timestamps import utc_timestamp
-
-    start = utc_timestamp(start, what="--start") if start else None
-    end = utc_timestamp(end, what="--end") if end else None
+    start, end = time_option(start, "--start"), time_option(end, "--end")
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet writes a binary file: give --output FILE")
     with open_store(store_url) as store:
         values = store.read_series(name, start, end)
     frame = values.rename("value").to_frame()
     if fmt == "parquet":
-        if output is None:
-            raise click.UsageError("--format parquet writes a binary file: give --output FILE")
-        frame.to_parquet(output)
-    elif fmt == "json":
+        write_output(output, frame.to_parquet)
+        return
+    if fmt == "json":
         text = frame.reset_index().to_json(orient="records", date_format="iso", lines=True)
-        click.echo(text, nl=False) if output is None else open(output, "w").write(text)
     else:
         text = frame.to_csv()
-        click.echo(text, nl=False) if output is None else open(output, "w").write(text)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_output(output, lambda path: Path(path).write_text(text))

@@ -6,7 +6,15 @@ import sys
 
 import click
 
-from atlas.commands._common import empty_is_none, mapping, open_store, split_list, store_option
+from atlas.commands._common import (
+    AFTER_IMPORT,
+    empty_is_none,
+    mapping,
+    open_store,
+    split_list,
+    store_option,
+    time_option,
+)
 
 _tz = click.option("--tz", default=None, help="Zone that naive timestamps were written in, e.g. UTC. Atlas stores "
                    "UTC and refuses to guess.")
@@ -24,7 +32,9 @@ def import_group() -> None:
 
 
 @import_group.command("gds")
-@click.option("--url", required=True, help="SQLAlchemy URL of the Gryphon Data Service database.")
+@click.option("--url", required=True, envvar="ATLAS_GDS_IMPORT_URL", metavar="URL",
+              help="SQLAlchemy URL of the Gryphon Data Service database [env ATLAS_GDS_IMPORT_URL, which keeps its "
+                   "password out of shell history and MLflow params].")
 @click.option("--start", default=None, help="Copy from this time (UTC), exclusive.", callback=empty_is_none)
 @click.option("--end", default=None, help="Copy up to this time (UTC), inclusive.", callback=empty_is_none)
 @click.option("--exchanges", default=None, help="Comma-separated exchanges [default: all].")
@@ -39,7 +49,8 @@ def import_gds_command(url, start, end, exchanges, skip_invalid, skip_existing, 
     """
     from atlas.data.importers import import_gds
 
-    with open_store(store_url) as store:
+    start, end = time_option(start, "--start"), time_option(end, "--end")
+    with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_gds(store, url, start=start, end=end, exchanges=split_list(exchanges),
                             on_invalid="skip" if skip_invalid else "raise",
                             on_duplicate="skip" if skip_existing else "raise", progress=sys.stderr.isatty())
@@ -47,7 +58,7 @@ def import_gds_command(url, start, end, exchanges, skip_invalid, skip_existing, 
 
 
 @import_group.command("trades")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--exchange", required=True, help="e.g. bitstamp, or bitstamp_btc_eur.")
 @_map
 @_tz
@@ -61,7 +72,7 @@ def import_trades_command(path, exchange, columns, tz, unit, skip_invalid, skip_
     """Import trades from a CSV or Parquet file: timestamp, price, volume[, exchange_trade_id]."""
     from atlas.data.importers import import_trades
 
-    with open_store(store_url) as store:
+    with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_trades(store, path, exchange=exchange, columns=mapping(columns), tz=tz, unit=unit,
                                on_invalid="skip" if skip_invalid else "raise",
                                on_duplicate="skip" if skip_existing else "raise", new_venue=new_venue)
@@ -69,7 +80,7 @@ def import_trades_command(path, exchange, columns, tz, unit, skip_invalid, skip_
 
 
 @import_group.command("bars")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--exchange", required=True, help="e.g. bitstamp.")
 @click.option("--bucket", required=True, help="The bars' width, e.g. 30min, 1h.")
 @click.option("--label", type=click.Choice(["start", "end"]), default="start", show_default=True,
@@ -83,7 +94,7 @@ def import_bars_command(path, exchange, bucket, label, columns, tz, unit, new_ve
     """Import OHLCV bars from a CSV or Parquet file as metric series open, high, low, close, volume."""
     from atlas.data.importers import import_bars
 
-    with open_store(store_url) as store:
+    with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_bars(store, path, exchange=exchange, bucket=bucket, columns=mapping(columns), label=label,
                              tz=tz, unit=unit, new_venue=new_venue)
     click.echo(str(report))
@@ -103,7 +114,7 @@ def import_ob_analytics_command(path, exchange, interval, levels, skip_existing,
     """
     from atlas.data.importers import import_ob_analytics
 
-    with open_store(store_url) as store:
+    with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_ob_analytics(store, path, exchange=exchange, interval=interval, levels=levels,
                                      on_duplicate="skip" if skip_existing else "raise")
     click.echo(str(report))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from atlas.commands._common import open_store, store_option
+from atlas.commands._common import open_store, store_option, time_option, write_output
 
 
 @click.group()
@@ -53,14 +53,18 @@ def _load(name: str):
 def build(name, start, end, plot, output, no_cache, store_url) -> None:
     """Build a set (a ready-made one, or a JSON file of FeatureLabelSet.to_dict()) over a range."""
     import time
+    from pathlib import Path
 
     fls = _load(name)
+    start, end = time_option(start, "--start"), time_option(end, "--end")
     with open_store(store_url) as store:
         began = time.perf_counter()
         frame = fls.build(start, end, store=store, cache=not no_cache)
         seconds = time.perf_counter() - began
         if plot:
-            fls.plot_data(start, end, store=store).savefig(plot, dpi=90)
+            figure = fls.plot_data(start, end, store=store)
+            kind = Path(plot).suffix.lstrip(".").lower() or "png"
+            write_output(plot, lambda path: figure.savefig(path, dpi=90, format=kind), option="--plot")
     report = frame.attrs.get("report", {})
     click.echo(f"{fls}: {len(frame):,} rows x {frame.shape[1]} columns in {seconds:.2f} s; cleaning: {report}")
     for feature in fls.features:
@@ -68,7 +72,7 @@ def build(name, start, end, plot, output, no_cache, store_url) -> None:
     for label in fls.labels:
         click.echo(f"  label   {label.name}")
     if output:
-        frame.to_parquet(output) if output.endswith(".parquet") else frame.to_csv(output)
+        write_output(output, frame.to_parquet if output.endswith(".parquet") else frame.to_csv)
         click.echo(f"wrote {output}")
     if plot:
         click.echo(f"plotted {plot}")

@@ -310,7 +310,7 @@ def test_config_round_trips_through_plain_values():
 # writing into a store ---------------------------------------------------------------------------------------
 
 
-def test_simulate_into_writes_every_table_and_refuses_to_write_twice(store):
+def test_simulate_into_writes_every_table_once_and_refuses_another_simulation_over_it(store):
     sim = MarketSimulator(SimulatorConfig(exchanges=PAIR, days=1.25, snapshot_interval="30s", signal=0.3))
     days = list(sim.days())
     report = sim.simulate_into(store)
@@ -332,8 +332,11 @@ def test_simulate_into_writes_every_table_and_refuses_to_write_twice(store):
         assert trades["exchange_trade_id"].tolist()[-tail:] == generated.trades["exchange_trade_id"].tolist()
         np.testing.assert_allclose(trades["price"].to_numpy()[-tail:], generated.trades["price"])
         np.testing.assert_allclose(volume.to_numpy()[-360:], generated.exchange_volume.to_numpy())
+    again = MarketSimulator(sim.config).simulate_into(store)  # the same simulation: every day is already there
+    assert (again.days, again.already_written, again.snapshots[LEADER]) == (0, 2, 0)
+    other = MarketSimulator(SimulatorConfig(exchanges=PAIR, days=1.25, snapshot_interval="30s", signal=0.3, seed=8))
     with pytest.raises(DataValidationError, match="already holds orderbook data"):
-        sim.simulate_into(store)
+        other.simulate_into(store)
     assert len(store.read_orderbooks(LEADER)) == 3600  # nothing more was written
 
 

@@ -99,7 +99,7 @@ def test_a_full_disk_is_one_error_and_the_store_keeps_what_it_had(tmp_path):
         dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 2}")
 
     store.engine.dispose()
-    with pytest.raises(StoreError, match="disk is full; nothing was written"):
+    with pytest.raises(StoreError, match="disk is full; the write in progress was rolled back"):
         store.write_trades("bitstamp", trades(20_000, first_id=10))
     assert len(store.read_trades("bitstamp")) == 10
     store.close()

@@ -9,6 +9,10 @@ suggests the file's columns that look like it.
 from __future__ import annotations
 
 import difflib
+import gzip
+import lzma
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,25 +72,173 @@ def parse_columns(text: str | Mapping[str, str] | None) -> dict[str, str]:
 def read_table(source: str | Path | pd.DataFrame) -> Table:
     """Reads a CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet (``.parquet``, ``.pq``) file, or a frame.
 
+    The file is checked before pandas reads it, so that a wrong file gets a message about the file, not a
+    parser's traceback: empty, not text, another format than its name says, cut short, or rows with more fields
+    than the header.
+
     Raises:
         FileNotFoundError: there is no such file.
-        ConfigError: the suffix is neither CSV nor Parquet.
+        ConfigError: the path is a folder, or the suffix is neither CSV nor Parquet.
+        DataValidationError: the file cannot be read as its suffix says (rules ``empty_file``, ``wrong_format``,
+            ``not_text``, ``truncated_file``, ``ragged_row``, ``unreadable_file``), naming the file and the fix.
     """
     if isinstance(source, pd.DataFrame):
         return Table(source, "frame", csv=False)
     path = Path(source)
     suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.is_dir():
+        msg = (f"{str(path)!r} is a folder, not a file; give the path of a CSV (.csv, .csv.gz) or Parquet "
+               f"(.parquet) file")
+        raise ConfigError(msg)
     if not path.is_file():
         msg = f"no file at {str(path)!r}; give the path of a CSV or Parquet file"
         raise FileNotFoundError(msg)
     if suffixes.endswith((".parquet", ".pq")):
-        return Table(pd.read_parquet(path), path.name, csv=False)
-    if path.suffix.lower() in (".csv", ".txt") or suffixes.endswith((".csv.gz", ".csv.bz2", ".csv.xz")):
-        return Table(pd.read_csv(path), path.name, csv=True)
-    msg = (f"{path.name}: cannot tell the format from the suffix {path.suffix!r}; Atlas reads CSV (.csv, "
-           ".csv.gz) and Parquet (.parquet) files: rename the file, or read it with pandas and pass the "
-           "DataFrame")
-    raise ConfigError(msg)
+        kind = "parquet"
+    elif path.suffix.lower() in (".csv", ".txt") or suffixes.endswith(_COMPRESSED_CSV):
+        kind = "csv"
+    else:
+        msg = (f"{path.name}: cannot tell the format from the suffix {path.suffix!r}; Atlas reads CSV (.csv, "
+               ".csv.gz) and Parquet (.parquet) files: rename the file, or read it with pandas and pass the "
+               "DataFrame")
+        raise ConfigError(msg)
+    head = _check_file(path, kind)
+    if kind == "parquet":
+        return Table(_read_parquet(path), path.name, csv=False)
+    return Table(_read_csv(path, head), path.name, csv=True)
+
+
+_COMPRESSED_CSV = (".csv.gz", ".csv.bz2", ".csv.xz")
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_BYTES = 1 << 16
+
+
+def _check_file(path: Path, kind: str) -> bytes:
+    """Refuses a file that is empty, or in another format than its suffix says; returns its first bytes."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            head = file.read(_HEAD_BYTES)
+    except OSError as error:
+        msg = f"cannot read {str(path)!r}: {error.strerror or error}; check the path and its permissions"
+        raise ConfigError(msg) from None
+    if size == 0:
+        msg = (f"{str(path)!r} is empty (0 bytes; rule empty_file); expected a {_KINDS[kind]} with a timestamp "
+               f"column and one row per record: was it written completely?")
+        raise DataValidationError(msg, rule="empty_file")
+    looks = _file_format(head)
+    if kind == "parquet" and looks != "parquet":
+        rename = f" If it is CSV, name it {path.stem}.csv." if looks == "CSV text" else ""
+        msg = (f"{str(path)!r} is not a Parquet file: it does not start with Parquet's marker PAR1, and looks "
+               f"like {looks} (rule wrong_format).{rename} Atlas reads CSV (.csv, .csv.gz) and Parquet (.parquet)")
+        raise DataValidationError(msg, rule="wrong_format")
+    if kind == "csv" and looks == "parquet":
+        msg = (f"{str(path)!r} is a Parquet file, not CSV (rule wrong_format); name it {_stem(path)}.parquet "
+               f"and import that")
+        raise DataValidationError(msg, rule="wrong_format")
+    if kind == "csv" and looks == "gzip data" and not path.name.lower().endswith(".gz"):
+        msg = (f"{str(path)!r} is gzip-compressed CSV named {path.suffix} (rule wrong_format); name it "
+               f"{_stem(path)}.csv.gz and import that")
+        raise DataValidationError(msg, rule="wrong_format")
+    if kind == "csv" and looks == "JSON":
+        msg = (f"{str(path)!r} holds JSON, not CSV (rule wrong_format); Atlas reads CSV (.csv, .csv.gz) and "
+               f"Parquet (.parquet): convert it, e.g. with pandas.read_json(...).to_csv(...)")
+        raise DataValidationError(msg, rule="wrong_format")
+    return head
+
+
+_KINDS = {"csv": "CSV file (a header line, then rows)", "parquet": "Parquet file"}
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (*_COMPRESSED_CSV, ".csv", ".txt", ".parquet", ".pq"):
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return path.stem
+
+
+def _file_format(head: bytes) -> str:
+    """What the first bytes of a file look like: ``parquet``, ``gzip data``, ``JSON``, ``CSV text``, ``binary
+    data``."""
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip data"
+    if b"\x00" in head:
+        return "binary data"
+    if head.lstrip()[:1] in (b"{", b"["):  # no CSV header starts so
+        return "JSON"
+    return "CSV text"
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        msg = (f"{str(path)!r} cannot be read as Parquet ({detail}; rule unreadable_file): is it complete? "
+               f"Copy it again, or write it again with DataFrame.to_parquet")
+        raise DataValidationError(msg, rule="unreadable_file") from None
+
+
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _read_csv(path: Path, head: bytes) -> pd.DataFrame:
+    compressed = path.name.lower().endswith(_COMPRESSED_CSV)
+    if not compressed:
+        _check_text(path, head)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        msg = (f"{str(path)!r} holds no header line and no rows (only blank lines; rule empty_file); expected a "
+               f"CSV file with a header line, then one row per record")
+        raise DataValidationError(msg, rule="empty_file") from None
+    except pd.errors.ParserError as error:
+        ragged = _RAGGED.search(str(error))
+        if ragged:
+            expected, line, saw = ragged.groups()
+            msg = (f"{str(path)!r} line {line} has {saw} fields, but the header line has {expected} (rule "
+                   f"ragged_row): a field holds an unquoted comma, or the row has a column the header lacks; "
+                   f"quote such fields (\"1,5\"), or name the extra column in the header")
+            raise DataValidationError(msg, rule="ragged_row") from None
+        detail = str(error).strip().splitlines()[0]
+        msg = f"{str(path)!r} cannot be read as CSV ({detail}; rule unreadable_file); fix the file's layout"
+        raise DataValidationError(msg, rule="unreadable_file") from None
+    except UnicodeDecodeError as error:
+        msg = (f"{str(path)!r} is not UTF-8 text: it holds byte {error.object[error.start]:#04x} (rule not_text); "
+               f"save it as UTF-8 CSV, or is it binary data?")
+        raise DataValidationError(msg, rule="not_text") from None
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as error:
+        msg = (f"{str(path)!r} ends in the middle of its compressed data, or is damaged ({error}; rule "
+               f"truncated_file): was it copied or downloaded completely? Fetch it again (gzip -t checks a .gz "
+               f"file)")
+        raise DataValidationError(msg, rule="truncated_file") from None
+    except OSError as error:  # bz2 says "Invalid data stream", gzip "Not a gzipped file": damaged or not compressed
+        if getattr(error, "errno", None) is not None:
+            msg = f"cannot read {str(path)!r}: {error.strerror or error}; check the path and its permissions"
+            raise ConfigError(msg) from None
+        msg = (f"{str(path)!r} is not valid {path.suffix} compressed data ({error}; rule truncated_file): is "
+               f"it complete, and compressed as its name says? Fetch it again")
+        raise DataValidationError(msg, rule="truncated_file") from None
+
+
+def _check_text(path: Path, head: bytes) -> None:
+    """Binary data in a file named CSV: name the first byte that is not text."""
+    zero = head.find(b"\x00")
+    if zero >= 0:
+        msg = (f"{str(path)!r} is not text: byte 0x00 at offset {zero} (rule not_text); it is binary data, not "
+               f"CSV. Is it the file you meant?")
+        raise DataValidationError(msg, rule="not_text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if len(head) < _HEAD_BYTES or error.start < len(head) - 4:  # not a character cut at the head's end
+            msg = (f"{str(path)!r} is not UTF-8 text: byte {head[error.start]:#04x} at offset {error.start} "
+                   f"(rule not_text); save it as UTF-8 CSV, or is it binary data?")
+            raise DataValidationError(msg, rule="not_text") from None
 
 
 def resolve_columns(table: Table, mapping: Mapping[str, str] | str | None, required: Sequence[str],
@@ -174,9 +326,13 @@ def parse_times(table: Table, column: str, *, tz: str | None, unit: str | None) 
     try:
         return to_utc(values, tz=tz, unit=unit, what=what)
     except DataValidationError as error:
-        if f"rule {error.rule}" in str(error):
-            raise
-        raise DataValidationError(f"{error} (rule {error.rule})", rule=error.rule, row=error.row) from None
+        message = str(error)
+        if error.row is not None and table.csv:  # the line too, as an editor shows it
+            message = message.replace(f"at row {error.row}", f"at row {error.row} (line {error.row + 2})", 1)
+            message = message.replace(f"e.g. row {error.row}:", f"e.g. row {error.row} (line {error.row + 2}):", 1)
+        if f"rule {error.rule}" not in message:
+            message = f"{message} (rule {error.rule})"
+        raise DataValidationError(message, rule=error.rule, row=error.row) from None
 
 
 def numbers(table: Table, column: str) -> np.ndarray:

@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import zlib
 from collections.abc import Callable
@@ -28,10 +30,14 @@ from atlas.data.exchanges import Exchange
 from atlas.exceptions import ConfigError
 
 _DAY = pd.Timedelta("1D")
+_FIRST, _LAST = pd.Timestamp.min.ceil("D").tz_localize("UTC"), pd.Timestamp.max.floor("D").tz_localize("UTC")
 _SECOND_NS = 10**9
 #: Snapshots per random block of the whole-horizon paths (see :meth:`SimulatorConfig.block_draws`).
 BLOCK_STEPS = 4096
 _WIDTH_FIELDS = ("lag", "bucket", "snapshot_interval", "vol_half_life")
+#: The version of the data a config generates: bump it when the simulator's output for a config changes, so a
+#: re-run of an interrupted simulation never finishes old data with new.
+DATA_VERSION = 1
 
 
 def max_signal(noise: float, lag_steps: int, bucket_steps: int) -> float:
@@ -230,6 +236,25 @@ class SimulatorConfig:
         """Decimals of :attr:`tick`, for rounding prices to the tick grid exactly."""
         return max(0, -Decimal(repr(self.tick)).normalize().as_tuple().exponent)
 
+    @property
+    def digest(self) -> str:
+        """A short name of everything that decides the data (every field, and :data:`DATA_VERSION`).
+
+        Two configs with equal digests generate the same data; the store's ingest log names a simulation's days
+        by it, so a re-run of an interrupted simulation knows which days it already wrote.
+
+        Example:
+            >>> SimulatorConfig(days=1).digest == SimulatorConfig(days=1.0).digest != SimulatorConfig(days=2).digest
+            True
+        """
+        text = json.dumps({"version": DATA_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def day_range(self, day: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The time range ``(start, end]`` of day chunk ``day``."""
+        first, last = self.day_steps(day)
+        return self.start + first * self.snapshot_timedelta, self.start + last * self.snapshot_timedelta
+
     def lead_lag_text(self) -> str:
         """One line saying who leads whom, by how much, and the planted signal."""
         leader, followers = self.exchanges[0], self.exchanges[1:]
@@ -288,6 +313,11 @@ class SimulatorConfig:
             msg = (f"SimulatorConfig.start must lie on the {self.bucket} bucket grid, got "
                    f"start={self.start.isoformat()}; use e.g. {self.start.floor(bucket).isoformat()}")
             raise ConfigError(msg)
+        if self.days > 0 and (_LAST - self.start).value < self.days * _DAY.value:
+            msg = (f"SimulatorConfig.days={self.days:g} from start={self.start.isoformat()} would end after "
+                   f"{_LAST:%Y-%m-%d}, the last day Atlas can hold (nanoseconds since 1970 in 64 bits); start "
+                   f"earlier (--start) or simulate fewer days (--days)")
+            raise ConfigError(msg)
         if self.days <= 0 or self.n_buckets < 2:
             msg = (f"SimulatorConfig.days must cover at least two {self.bucket} buckets, got "
                    f"days={self.days}; use e.g. days=1")
@@ -341,7 +371,14 @@ def _start(value: Any) -> pd.Timestamp:
     except (ValueError, TypeError):
         msg = f"SimulatorConfig.start {value!r} is not a timestamp; write e.g. '2024-01-01' or '2024-01-01T00:00Z'"
         raise ConfigError(msg) from None
+    if stamp is pd.NaT:
+        msg = f"SimulatorConfig.start {value!r} is not a timestamp; write e.g. '2024-01-01' or '2024-01-01T00:00Z'"
+        raise ConfigError(msg)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if not _FIRST <= stamp <= _LAST:
+        msg = (f"SimulatorConfig.start {value!r} is outside the times Atlas can hold, {_FIRST:%Y-%m-%d} to "
+               f"{_LAST:%Y-%m-%d} (nanoseconds since 1970 in 64 bits); start e.g. at '2024-01-01' (--start)")
+        raise ConfigError(msg)
     return stamp.as_unit("ns")
 
 

@@ -76,18 +76,25 @@ class SimulatedDay:
 
 @dataclass(frozen=True)
 class SimulationReport:
-    """What :meth:`MarketSimulator.simulate_into` wrote, per exchange (GDS names), and how long it took."""
+    """What :meth:`MarketSimulator.simulate_into` wrote, per exchange (GDS names), and how long it took.
+
+    Attributes:
+        days: day chunks written by this call.
+        already_written: day chunks that an earlier, interrupted run of the same simulation had written.
+    """
 
     days: int
     snapshots: dict[str, int] = field(default_factory=dict)
     trades: dict[str, int] = field(default_factory=dict)
     exchange_volume: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    already_written: int = 0
 
     def __str__(self) -> str:
         rows = "; ".join(f"{name}: {self.snapshots[name]} books, {self.trades[name]} trades, "
                          f"{self.exchange_volume[name]} volume rows" for name in self.snapshots)
-        return f"simulated {self.days} day(s) in {self.seconds:.1f}s: {rows}"
+        earlier = f" ({self.already_written} more written before)" if self.already_written else ""
+        return f"simulated {self.days} day(s){earlier} in {self.seconds:.1f}s: {rows}"
 
 
 class MarketSimulator:
@@ -250,20 +257,55 @@ class MarketSimulator:
 
     # writing ------------------------------------------------------------------------------------------------
 
-    def _check_free(self, store, names: list[str]) -> None:
+    @property
+    def source(self) -> str:
+        """How this simulation names its writes in the store's ingest log: ``simulator:<config digest>``."""
+        return f"simulator:{self.config.digest}"
+
+    def written_days(self, store) -> tuple[int, ...]:
+        """The day chunks of this simulation (the same config) that ``store`` already holds, from its ingest log.
+
+        Each day is written in one transaction, logged as ``simulator:<config digest>:day<k>``: a logged day is
+        whole, and a day that an interruption cut short left nothing.
+        """
+        prefix = f"{self.source}:day"
+        sources = store.ingest_sources(prefix)
+        days = {int(name[len(prefix):]) for name in sources if name[len(prefix):].isdigit()}
+        return tuple(sorted(day for day in days if day < self.n_days))
+
+    def resume_text(self, written: tuple[int, ...]) -> str:
+        """One line on what a run does given the days already written, e.g. ``resuming: days 1-3 of 14 ...``."""
+        n = self.n_days
+        if not written:
+            return f"writing days 1-{n} of {n}" if n > 1 else "writing day 1 of 1"
+        pending = [day for day in range(n) if day not in set(written)]
+        if not pending:
+            return f"nothing to do: all {n} day(s) of this simulation are already in the store"
+        return (f"resuming: {_days_text(written)} of {n} already written by this simulation; writing "
+                f"{_days_text(pending)}")
+
+    def _check_free(self, store, names: list[str], pending: list[int]) -> None:
+        """Refuses to write the pending days over market data that the store holds in their time range."""
+        if not pending:
+            return
         held = store.summary()
         held = held[held["exchange"].isin(names)]
-        first = self.config.start
-        overlap = held[(held["last"] >= first) & (held["first"] <= self.config.end)]
+        first = self.config.day_range(pending[0])[0]
+        overlap = held[(held["last"] > first) & (held["first"] <= self.config.end)]
         if not overlap.empty:
             row = overlap.iloc[0]
             msg = (f"the store already holds {row['table']} data of {row['exchange']} from {row['first']} to "
                    f"{row['last']}, which the simulation ({first} to {self.config.end}) overlaps; simulate into "
-                   f"another store (--store URL, or another ATLAS_HOME) or start after {row['last']} (--start)")
+                   f"another store (--store URL, or another ATLAS_HOME) or start after {row['last']} (--start). "
+                   f"An interrupted simulation is finished by running it again with exactly the same options")
             raise DataValidationError(msg, rule="overlapping_data")
 
     def simulate_into(self, store, *, progress: bool = False) -> SimulationReport:
         """Writes every exchange's books, trades and exchange volume into ``store``, one transaction a day.
+
+        A run that was interrupted is finished by calling this again with the same config: the days already
+        written (whole, as the ingest log says) are kept, and only the others are written, so the store ends up
+        with the same data as an uninterrupted run.
 
         Args:
             store: a :class:`~atlas.data.MarketStore`.
@@ -273,24 +315,44 @@ class MarketSimulator:
             Rows written per exchange, and the seconds it took.
 
         Raises:
-            DataValidationError: the store already holds market data of these exchanges in the simulated time
-                range; nothing is written.
+            DataValidationError: the store holds market data of these exchanges in the time range of the days
+                still to write (rule ``overlapping_data``), from anything but this simulation; nothing is written.
         """
         from tqdm import tqdm
 
         started = time.perf_counter()
         names = [e.name for e in self.config.exchanges]
-        self._check_free(store, names)
+        written = set(self.written_days(store))
+        pending = [day for day in range(self.n_days) if day not in written]
+        self._check_free(store, names, pending)
         snapshots, trades, volume = dict.fromkeys(names, 0), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
-        with tqdm(total=self.n_days, unit="day", desc="simulating", file=sys.stderr, disable=not progress) as bar:
-            for day in self.days():
+        previous: list[pd.DataFrame | None] = [None] * len(self._tracks)
+        with tqdm(total=len(pending), unit="day", desc="simulating", file=sys.stderr, disable=not progress) as bar:
+            for index in pending:
+                if index - 1 in written or index == 0:  # the day before was not generated here
+                    previous = [None] * len(self._tracks)
+                day = self._day(index, previous)
+                source = f"{self.source}:day{index}"
                 with store.atomic():
                     for venue in day.venues:
                         name = venue.exchange.name
-                        snapshots[name] += store.write_orderbooks(venue.exchange, venue.books,
-                                                                  source="simulator").written
-                        trades[name] += store.write_trades(venue.exchange, venue.trades, source="simulator").written
+                        snapshots[name] += store.write_orderbooks(venue.exchange, venue.books, source=source).written
+                        trades[name] += store.write_trades(venue.exchange, venue.trades, source=source).written
                         volume[name] += store.write_exchange_volume(venue.exchange, venue.exchange_volume,
-                                                                    source="simulator")
+                                                                    source=source)
+                previous = [venue.trades for venue in day.venues]
                 bar.update()
-        return SimulationReport(self.n_days, snapshots, trades, volume, time.perf_counter() - started)
+        return SimulationReport(len(pending), snapshots, trades, volume, time.perf_counter() - started,
+                                already_written=len(written))
+
+
+def _days_text(days: list[int] | tuple[int, ...]) -> str:
+    """Day chunks counted from 1, as runs: ``days 1-3, 5`` (``day 4`` for one)."""
+    runs: list[list[int]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    parts = [f"{a + 1}-{b + 1}" if b > a else f"{a + 1}" for a, b in runs]
+    return ("days " if len(days) > 1 else "day ") + ", ".join(parts)

@@ -120,7 +120,8 @@ def store_error(error: BaseException, url: str, setting: str) -> StoreError:
     elif "unable to open" in lowered:
         hint = f"its folder is missing or cannot be written; point {setting} at a folder you can write"
     elif "disk is full" in lowered or "no space" in lowered:
-        hint = "the disk is full; nothing was written: free some space and run the command again"
+        hint = ("the disk is full; the write in progress was rolled back, none of it was stored: free some space "
+                "and run the command again")
     elif "locked" in lowered:
         hint = "another process holds the database; wait for it, or stop it, and try again"
     else:

@@ -229,5 +229,12 @@ def newest_write(conn: Connection, exchanges: list[str] | None = None, start=Non
     return (0, None) if found is None else (int(found[0]), found[1])
 
 
+def ingest_sources(conn: Connection, prefix: str) -> list[str]:
+    i = schema.ingest.c
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(i.source).where(i.source.like(f"{escaped}%", escape="\\")).distinct()
+    return sorted(conn.execute(query).scalars())
+
+
 def data_version(conn: Connection, exchanges: list[str] | None = None, start=None, end=None) -> int:
     return newest_write(conn, exchanges, start, end)[0]

@@ -141,6 +141,12 @@ class SeriesAccess:
         with self._read() as conn:
             return _series.data_version(conn, names, start, end)
 
+    def ingest_sources(self, prefix: str) -> list[str]:
+        """The distinct ``source`` notes of the ingest log that start with ``prefix`` (a writer that names its
+        writes, as the simulator does per day, finds here which of them landed)."""
+        with self._read() as conn:
+            return _series.ingest_sources(conn, prefix)
+
     def fingerprint(self, exchanges=None, start=None, end=None) -> str:
         """What a cache of data read from this store is keyed by: the store's :attr:`identity`, and the id and
         time of its newest write in the range (arguments as :meth:`data_version`).

@@ -240,7 +240,8 @@ class MarketStore(SeriesAccess):
                 ids = trades["exchange_trade_id"].astype(str).tolist()
                 existing = _market.existing_trade_ids(conn, exchange, trades)
                 if existing:
-                    row = min(ids.index(i) for i in set(existing))
+                    held = set(existing)
+                    row = next(k for k, i in enumerate(ids) if i in held)
                     msg = (f"trade row {row} (exchange_trade_id {ids[row]!r}) is already in the store for "
                            f"{exchange.name}, as are {len(existing) - 1} more (rule duplicate_trade); nothing was "
                            f"written. Re-importing? Pass on_duplicate='skip' (--skip-existing)")
@@ -252,7 +253,8 @@ class MarketStore(SeriesAccess):
                 ids = trades["exchange_trade_id"].astype(str).tolist()
                 with self.engine.connect() as fresh:
                     existing = _market.stored_trade_ids(fresh, exchange, ids) or ["?"]
-                row = min((ids.index(i) for i in set(existing) if i in ids), default=None)
+                held = set(existing)
+                row = next((k for k, i in enumerate(ids) if i in held), None)
                 shown = ids[row] if row is not None else "?"
                 msg = (f"trade row {row} (exchange_trade_id {shown!r}) is already in the store for "
                        f"{exchange.name} at another time (rule duplicate_trade); nothing was written. "
