@@ -38,10 +38,21 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
     if dry_run:
         _print_plan(spec, settings)
         return
+    from atlas.config import mask_url
+    from atlas.infra import SweepInterrupted
     from atlas.infra import train as run
 
-    report = run(spec, settings=settings, address=address, max_concurrent=max_concurrent or None, resume=resume,
-                 progress=not quiet)
+    try:
+        report = run(spec, settings=settings, address=address, max_concurrent=max_concurrent or None,
+                     resume=resume, progress=not quiet)
+    except SweepInterrupted as stopped:
+        if stopped.execution_run_id is None:
+            again = f"atlas train {spec_file}" + (" --resume" if resume else "")
+            click.echo(f"Interrupted before the sweep recorded anything; run it again with: {again}", err=True)
+        else:
+            click.echo(f"Interrupted before the first trial: the runs of execution {stopped.execution_run_id} "
+                       f"are marked KILLED. Finish the sweep with: atlas train {spec_file} --resume", err=True)
+        sys.exit(130)
     finished, pruned, failed = (report.count(s) for s in ("finished", "pruned", "failed"))
     click.echo(f"{spec.name}: {len(report.results)} trials in {report.wall_seconds:.0f} s on {report.slots} "
                f"slots: {finished} finished, {pruned} pruned, {failed} failed. Execution run "
@@ -55,7 +66,7 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
     for result in [r for r in report.results if r.state == "failed"][:3]:
         last = (result.error or "").strip().splitlines()[-1:] or ["?"]
         click.echo(f"Failed: {result.work_unit}/{result.model_spec}#{result.number}: {last[0]}", err=True)
-    uri = settings.tracking.mlflow_uri
+    uri = mask_url(settings.tracking.mlflow_uri)
     click.echo(f"Results: atlas harvest {spec_file} --output results.parquet")
     click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open http://127.0.0.1:5000")
     if report.interrupted:

@@ -6,11 +6,11 @@ back as one DataFrame. Ray, Optuna and MLflow are imported when a sweep runs, no
 
 from atlas.infra._specs import ModelSpec, Resources, Search, WorkSpec, WorkUnit, load_spec, ship_by_value
 
-__all__ = ["ModelSpec", "Resources", "Search", "SweepReport", "WorkSpec", "WorkUnit", "harvest", "load_spec",
-           "plan", "ship_by_value", "train"]
+__all__ = ["ModelSpec", "Resources", "Search", "SweepInterrupted", "SweepReport", "WorkSpec", "WorkUnit", "harvest",
+           "load_spec", "plan", "ship_by_value", "train"]
 
 _LAZY = {"train": "atlas.infra._sweep", "plan": "atlas.infra._sweep", "SweepReport": "atlas.infra._sweep",
-         "harvest": "atlas.infra._harvest"}
+         "SweepInterrupted": "atlas.infra._interrupts", "harvest": "atlas.infra._harvest"}
 
 
 def __getattr__(name: str):

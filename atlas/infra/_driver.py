@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas.config import Settings
+from atlas.config import Settings, mask_url
+from atlas.infra._lease import ExecutionLease
 from atlas.infra._pool import ATTEMPTS, WorkerPool
 from atlas.infra._progress import Progress
 from atlas.infra._search import ModelStudy
@@ -97,6 +99,24 @@ def build_data(unit: WorkUnit, store, seed: int) -> dict:
         raise type(error)(msg) from error
 
 
+def study_name(spec: WorkSpec, execution: str, unit: WorkUnit, model_spec: ModelSpec) -> str:
+    """The Optuna study of one model spec in one work unit of one execution."""
+    return f"{spec.name}.{execution}.{unit.name}.{model_spec.name}"
+
+
+def build_all(spec: WorkSpec, settings: Settings, cancel: threading.Event) -> dict[str, dict]:
+    """Every work unit's datasets (:func:`build_data`), by unit name; stops early when ``cancel`` is set."""
+    from atlas.data import MarketStore
+
+    built = {}
+    with MarketStore.from_settings(settings) as store:
+        for unit in spec.work_units:
+            if cancel.is_set():
+                break
+            built[unit.name] = build_data(unit, store, spec.seed)
+    return built
+
+
 def _build_data(unit: WorkUnit, store, seed: int) -> dict:
     windows = {unit.window if spec.model_class.sequence is not False and unit.window else None
                for spec in unit.model_specs}
@@ -111,9 +131,9 @@ class Sweep:
     """The driver's state: studies, units, running trials; one instance per :func:`train` call."""
 
     def __init__(self, spec: WorkSpec, tracker: Tracker, experiment_id: str, execution: str, version: str,
-                 settings: Settings) -> None:
+                 settings: Settings, lease: ExecutionLease | None = None) -> None:
         self.spec, self.tracker, self.experiment_id, self.execution = spec, tracker, experiment_id, execution
-        self.version, self.settings = version, settings
+        self.version, self.settings, self.lease = version, settings, lease
         self.pool: WorkerPool | None = None
         self.report: SweepReport | None = None
         self.units: dict[str, _Unit] = {}
@@ -130,19 +150,18 @@ class Sweep:
     def already(self) -> int:
         return sum(s.done for s in self.studies)
 
-    def open(self, store, resume: bool) -> None:
-        """Builds each unit's data (once), opens its runs and its model specs' studies."""
+    def open(self, data: dict[str, dict], resume: bool) -> None:
+        """Opens each unit's run (given its data, from :func:`build_all`) and its model specs' studies."""
         existing = self.tracker.children(self.experiment_id, self.execution) if resume else {}
         for unit in self.spec.work_units:
-            data = build_data(unit, store, self.spec.seed)
             run_id = existing.get(unit.name)
             if run_id is None:
-                run_id = self._start_unit(unit, data, store.url)
+                run_id = self._start_unit(unit, data[unit.name], self.store_url)
             else:
                 self.tracker.reopen(run_id)
-            self.units[unit.name] = _Unit(unit, run_id, data)
+            self.units[unit.name] = _Unit(unit, run_id, data[unit.name])
             for model_spec in unit.model_specs:
-                name = f"{self.spec.name}.{self.execution}.{unit.name}.{model_spec.name}"
+                name = study_name(self.spec, self.execution, unit, model_spec)
                 self.studies.append(ModelStudy.open(self.settings.tracking.optuna_storage, name, unit.name,
                                                     model_spec, self.spec.search, self.spec.seed, resume=resume))
 
@@ -153,7 +172,7 @@ class Sweep:
         for unit in self.units.values():
             unit.refs = {window: ray.put(dataset) for window, dataset in unit.data.items()}
         self.pool = pool
-        self.report = SweepReport(self.spec.name, self.experiment_id, self.execution, self.tracker.uri,
+        self.report = SweepReport(self.spec.name, self.experiment_id, self.execution, mask_url(self.tracker.uri),
                                   len(pool.workers))
         return self.report
 
@@ -179,6 +198,8 @@ class Sweep:
         import ray
 
         while True:
+            if self.lease is not None:
+                self.lease.check()
             self._fill()
             if not self.running:
                 return
@@ -198,6 +219,10 @@ class Sweep:
         return next((s for s in self.studies if s.remaining > 0), None)
 
     def _submit(self, worker, study: ModelStudy) -> None:
+        with self.tracker.atomic():  # asked, run created and sent, or none of these
+            self._submit_now(worker, study)
+
+    def _submit_now(self, worker, study: ModelStudy) -> None:
         number, params = study.ask()
         unit = self.units[study.work_unit]
         spec = study.spec
@@ -242,7 +267,8 @@ class Sweep:
         if self.spec.search.pruner == "none":  # the freed worker gets its next trial before this one is recorded
             self._fill()  # (with a pruner, only after: the next trial's snapshot must include this one)
         result.attempts = running.attempts
-        self._record(running, result)
+        with self.tracker.atomic():  # MLflow and Optuna both, or neither
+            self._record(running, result)
         self.report.results.append(result)
         return result
 
@@ -284,18 +310,21 @@ class Sweep:
         losses = result.history.get("val_loss", []) if self.spec.search.pruner != "none" else []
         running.study.tell(task.number, result.state, losses, result.objective)
 
-    def kill(self) -> None:
-        """Ctrl-C: the running trials' runs become KILLED and their Optuna trials fail (resume reruns them)."""
+    def abort(self, state: str = "killed", error: str | None = None) -> None:
+        """Stops the sweep where it is: every run it opened and did not end becomes KILLED (Ctrl-C) or FAILED
+        (``state="failed"``, ``error`` says why), and every Optuna trial it asked fails (resume reruns them)."""
         for running in self.running.values():
-            self.tracker.end(running.run_id, "killed")
-            running.study.tell(running.task.number, "killed", [], None)
+            self.tracker.end(running.run_id, state, error=error)
         self.running.clear()
-        for unit in self.units.values():
-            self.tracker.end(unit.run_id, "killed")
-        self.tracker.end(self.execution, "killed")
+        for study in self.studies:
+            for number in list(study.running):  # sent or only asked
+                study.tell(number, "killed" if state == "killed" else "failed", [], None)
+        self.tracker.end_open(state, error=error)
 
     def finish(self) -> None:
         """Logs the top k models (``log_models=k``), then summarizes and ends the unit and execution runs."""
+        if self.lease is not None:
+            self.lease.check()
         if isinstance(self.spec.log_models, int) and self.spec.log_models > 0:
             self._log_top_models(self.spec.log_models)
         results = self.report.results

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from atlas.config import Settings
+from atlas.config import Settings, mask_text, mask_url
 from atlas.exceptions import ConfigError
+from atlas.infra._names import quoted
+from atlas.infra._stores import probe_tracking
 from atlas.infra._tracking import (
     CODE_VERSION,
     DATA_HASH,
@@ -45,27 +47,34 @@ def harvest(work_spec: str, *, settings: Settings | None = None, execution: str 
         execution: ``"latest"`` (the newest execution of the work spec), ``"all"``, or an execution run id.
 
     Raises:
-        ConfigError: no experiment or no execution of that name in the tracking store.
+        ConfigError: no experiment or no execution of that name in the tracking store, or the store cannot be
+            reached (MLFLOW_TRACKING_URI).
     """
     from mlflow.tracking import MlflowClient
 
     settings = settings or Settings.from_env()
+    uri = mask_url(settings.tracking.mlflow_uri)
+    probe_tracking(settings.tracking.mlflow_uri)  # seconds, not MLflow's minutes of retries
     client = MlflowClient(settings.tracking.mlflow_uri)
-    experiment = client.get_experiment_by_name(work_spec)
+    try:
+        experiment = client.get_experiment_by_name(work_spec)
+    except Exception as error:  # noqa: BLE001 - any failure to read it; the cause, masked, is in the message
+        msg = f"cannot read the MLflow tracking store {uri} (MLFLOW_TRACKING_URI): {mask_text(str(error))}"
+        raise ConfigError(msg) from None
     if experiment is None:
-        msg = (f"the MLflow store {settings.tracking.mlflow_uri} has no experiment {work_spec!r}; train it first "
+        msg = (f"the MLflow store {uri} has no experiment {work_spec!r}; train it first "
                f"(atlas train experiments/{work_spec}.py) or set MLFLOW_TRACKING_URI to the store that has it")
         raise ConfigError(msg)
-    query = f"tags.`{LEVEL}` = 'trial' and tags.`{WORK_SPEC}` = '{work_spec}'"
+    query = f"tags.`{LEVEL}` = 'trial' and tags.`{WORK_SPEC}` = {quoted(work_spec)}"
     if execution == "latest":
         runs = client.search_runs([experiment.experiment_id], f"tags.`{LEVEL}` = 'execution'",
                                   order_by=["attributes.start_time DESC"], max_results=1)
         if not runs:
-            msg = f"work spec {work_spec!r} has no execution in {settings.tracking.mlflow_uri}"
+            msg = f"work spec {work_spec!r} has no execution in {uri}"
             raise ConfigError(msg)
         execution = runs[0].info.run_id
     if execution != "all":
-        query += f" and tags.`{EXECUTION}` = '{execution}'"
+        query += f" and tags.`{EXECUTION}` = {_execution_literal(execution, work_spec)}"
     rows, token = [], None
     while True:
         page = client.search_runs([experiment.experiment_id], query, max_results=_PAGE, page_token=token)
@@ -74,7 +83,7 @@ def harvest(work_spec: str, *, settings: Settings | None = None, execution: str 
         if not token:
             break
     if execution != "all" and not rows and client.search_runs(
-            [experiment.experiment_id], f"attributes.run_id = '{execution}'", max_results=1) == []:
+            [experiment.experiment_id], f"attributes.run_id = {quoted(execution)}", max_results=1) == []:
         msg = (f"{execution!r} is not an execution run of work spec {work_spec!r}; give one of its execution run "
                f"ids, 'latest' or 'all'")
         raise ConfigError(msg)
@@ -86,6 +95,15 @@ def harvest(work_spec: str, *, settings: Settings | None = None, execution: str 
     frame = frame.reindex(columns=COLUMNS + [c for c in extra if c.startswith("param.")] +
                           [c for c in extra if not c.startswith("param.")])
     return frame.sort_values(["work_unit", "model_spec", "trial", "start_time"]).reset_index(drop=True)
+
+
+def _execution_literal(execution: str, work_spec: str) -> str:
+    try:
+        return quoted(execution)
+    except ConfigError:
+        msg = (f"{execution!r} is not an execution run of work spec {work_spec!r}; give one of its execution run "
+               f"ids, 'latest' or 'all'")
+        raise ConfigError(msg) from None
 
 
 def _row(run) -> dict:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from atlas.config import mask_text, mask_url
 from atlas.exceptions import ConfigError
 from atlas.infra._specs import Resources
 from atlas.infra._trial import TrialResult, TrialTask, run_trial
@@ -48,7 +49,10 @@ def connect(address: str | None) -> bool:
 
     Raises:
         ConfigError: no cluster answers at ``address``.
+        KeyboardInterrupt: SIGTERM while Ray starts (``ray.init`` puts in its own handler, which exits).
     """
+    import signal
+
     import ray
 
     if ray.is_initialized():
@@ -60,9 +64,14 @@ def connect(address: str | None) -> bool:
         else:  # "local": a new Ray of our own, never one that another process started and may be stopping
             ray.init(address="local", include_dashboard=False, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        msg = (f"cannot connect to the Ray cluster at {address!r}: {error}. Start one with `ray start --head`, "
-               f"or leave out --address (and ATLAS_RAY_ADDRESS) to run on a local Ray")
-        raise ConfigError(msg) from error
+        msg = (f"cannot connect to the Ray cluster at {mask_url(address)!r} (ATLAS_RAY_ADDRESS or --address): "
+               f"{mask_text(str(error))}. Start one with `ray start --head`, or leave out --address (and "
+               "ATLAS_RAY_ADDRESS) to run on a local Ray")
+        raise ConfigError(msg) from None
+    except SystemExit as stop:  # Ray's SIGTERM handler: stop as Ctrl-C does, so the sweep cleans up
+        if stop.code == signal.SIGTERM:
+            raise KeyboardInterrupt from None
+        raise
     return True
 
 

@@ -19,6 +19,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
+from atlas.config import mask_text, mask_url
 from atlas.exceptions import ConfigError
 from atlas.infra._specs import ModelSpec, Search
 
@@ -77,10 +78,8 @@ class ModelStudy:
         described = json.dumps(spec.to_dict(), sort_keys=True)
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
                                     pruner=make_pruner(search.pruner), load_if_exists=resume)
-        if resume and study.user_attrs.get("model_spec", described) != described:
-            msg = (f"cannot resume {work_unit}/{spec.name}: its model spec changed since the sweep started "
-                   f"(was {study.user_attrs['model_spec']}, now {described}); start a new sweep without --resume")
-            raise ConfigError(msg)
+        if resume:
+            _check_unchanged(study.user_attrs, work_unit, spec)
         study.set_user_attr("model_spec", described)
         grid = spec.grid
         planned = spec.grid_size if search.strategy == "grid" else search.n_trials
@@ -162,10 +161,43 @@ class ModelStudy:
         self.running[number].set_user_attr("mlflow_run_id", run_id)
 
 
+def check_resumable(storage: str, studies: dict[str, tuple[str, ModelSpec]]) -> None:
+    """Before a resumed sweep opens anything: each study (name -> work unit, model spec) that exists was
+    started with the same model spec.
+
+    Raises:
+        ConfigError: a model spec changed since the sweep started.
+    """
+    rdb = optuna.storages.RDBStorage(storage)
+    try:
+        for name, (work_unit, spec) in studies.items():
+            try:
+                study_id = rdb.get_study_id_from_name(name)
+            except KeyError:  # never opened: the resumed sweep creates it
+                continue
+            _check_unchanged(rdb.get_study_user_attrs(study_id), work_unit, spec)
+    finally:
+        rdb.engine.dispose()
+
+
+def _check_unchanged(user_attrs: dict[str, Any], work_unit: str, spec: ModelSpec) -> None:
+    described = json.dumps(spec.to_dict(), sort_keys=True)
+    if user_attrs.get("model_spec", described) != described:
+        msg = (f"cannot resume {work_unit}/{spec.name}: its model spec changed since the sweep started "
+               f"(was {user_attrs['model_spec']}, now {described}); start a new sweep without --resume")
+        raise ConfigError(msg)
+
+
 def check_storage(storage: str) -> None:
-    """Fails early, naming the setting, when the Optuna storage URL cannot be opened."""
+    """Fails early, naming the setting, when the Optuna storage URL cannot be opened (it creates Optuna's tables
+    in a new database: call it under the stores' lock, as ``initialize_stores`` does).
+
+    Raises:
+        ConfigError: the storage cannot be opened; its URL and the cause are shown without a password.
+    """
     try:
         optuna.storages.RDBStorage(storage)
-    except Exception as error:
-        msg = f"cannot open the Optuna storage {storage!r} (ATLAS_OPTUNA_STORAGE): {error}"
-        raise ConfigError(msg) from error
+    except Exception as error:  # noqa: BLE001 - any failure to open it; the cause, masked, is in the message
+        msg = (f"cannot open the Optuna storage {mask_url(storage)} (ATLAS_OPTUNA_STORAGE): "
+               f"{mask_text(str(error))}")
+        raise ConfigError(msg) from None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atlas.exceptions import ConfigError
+from atlas.infra._names import check_name
 
 _SEARCHES = ("grid", "tpe", "random")
 _PRUNERS = ("none", "median", "hyperband")
@@ -49,6 +50,18 @@ def _fail(where: str, field_name: str, problem: str) -> None:
     raise ConfigError(msg)
 
 
+def _check_fit(where: str, fit: Mapping[str, Any]) -> None:
+    """The fit options, checked as every trial's FitOptions will check them, so a wrong one fails the spec, not
+    every trial."""
+    from atlas.models import FitOptions
+
+    try:
+        FitOptions(**fit)
+    except ConfigError as error:
+        msg = f"{where}: fit: {error}"
+        raise ConfigError(msg) from None
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model type and its parameters: values, lists (grids) and Optuna distributions (ranges).
@@ -71,9 +84,8 @@ class ModelSpec:
     def __post_init__(self) -> None:
         from atlas.models._params import resolve_params
 
+        check_name("ModelSpec", "name", self.name)
         where = f"ModelSpec {self.name!r}"
-        if not isinstance(self.name, str) or not self.name:
-            _fail("ModelSpec", "name", f"must be a non-empty string, got {self.name!r}")
         cls = _model_class(self.model, where)  # unknown type: did you mean, and the list
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "fit", dict(self.fit))
@@ -99,6 +111,7 @@ class ModelSpec:
         unknown = set(self.fit) - {"epochs", "batch_size", "patience"}
         if unknown:
             _fail(where, "fit", f"has unknown options {sorted(unknown)}; allowed: epochs, batch_size, patience")
+        _check_fit(where, self.fit)
 
     @property
     def model_class(self) -> type:
@@ -205,6 +218,7 @@ class WorkUnit:
     def __post_init__(self) -> None:
         from atlas.data.featureset import FeatureLabelSet
 
+        check_name("WorkUnit", "name", self.name)
         where = f"WorkUnit {self.name!r}"
         object.__setattr__(self, "model_specs", tuple(self.model_specs))
         if not isinstance(self.featureset, FeatureLabelSet):
@@ -318,6 +332,7 @@ class WorkSpec:
     log_models: str | int = "all"
 
     def __post_init__(self) -> None:
+        check_name("WorkSpec", "name", self.name)
         where = f"WorkSpec {self.name!r}"
         object.__setattr__(self, "work_units", tuple(self.work_units))
         if not self.work_units:

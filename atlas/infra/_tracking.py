@@ -12,7 +12,8 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,19 @@ from mlflow.entities import (
     Param,
     RunTag,
 )
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from atlas.config import mask_text, mask_url
 from atlas.exceptions import ConfigError
+from atlas.infra._names import check_name, quoted
 
 #: Tag names, in one place; harvest and the stats read them back.
 LEVEL, WORK_SPEC, WORK_UNIT, MODEL_SPEC, TRIAL, STATE = ("atlas.level", "atlas.work_spec", "atlas.work_unit",
                                                           "atlas.model_spec", "atlas.trial", "atlas.state")
 DATA_HASH, CODE_VERSION, EXECUTION, PARENT, RUN_NAME = ("atlas.data_hash", "atlas.code_version", "atlas.execution",
                                                         "mlflow.parentRunId", "mlflow.runName")
+ERROR = "atlas.error"
 _STATUS = {"finished": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
@@ -64,53 +69,98 @@ def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class Tracker:
-    """The sweep's MLflow client: experiments, nested runs, batched metrics, models, datasets."""
+    """The sweep's MLflow client: experiments, nested runs, batched metrics, models, datasets.
 
-    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+    It keeps the runs it opened (started or reopened) and has not ended, so a sweep that stops at any moment
+    ends them all (:meth:`end_open`). ``atomic`` makes a block that a Ctrl-C does not split (the sweep's
+    signal handling); a run is never created without being kept, or ended without being forgotten.
+    """
+
+    def __init__(self, tracking_uri: str, artifact_root: str, *,
+                 atomic: Callable[[], AbstractContextManager] = nullcontext) -> None:
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
         self.artifact_root = artifact_root
+        self.atomic = atomic
+        self.opened: dict[str, None] = {}  # insertion-ordered: the execution first, trials last
 
     def experiment(self, name: str) -> str:
         """The id of the experiment ``name``, created (artifacts under the artifact root) when missing.
 
         Raises:
-            ConfigError: the tracking store cannot be reached, or the experiment was deleted.
+            ConfigError: the tracking store cannot be reached, the experiment was deleted, or ``name`` cannot
+                name a folder under the artifact root.
         """
+        check_name("WorkSpec", "name", name)
+        found = self._find(name)
+        if found is not None:
+            return found
+        root = self.artifact_root
+        if "://" in root:
+            location = root
+        else:
+            folder = Path(root).resolve().joinpath(name).resolve()
+            if not folder.is_relative_to(Path(root).resolve()):  # check_name forbids it; never write outside
+                msg = f"the experiment {name!r} would keep its artifacts outside ATLAS_ARTIFACT_ROOT {root}"
+                raise ConfigError(msg)
+            location = folder.as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self._find(name)  # another sweep of this work spec created it a moment ago
+
+    def _find(self, name: str) -> str | None:
         try:
             found = self.client.get_experiment_by_name(name)
-        except Exception as error:
-            msg = f"cannot reach the MLflow tracking store {self.uri!r} (MLFLOW_TRACKING_URI): {error}"
-            raise ConfigError(msg) from error
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                msg = (f"the MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore "
-                       f"--experiment-id {found.experiment_id}) or rename the work spec")
-                raise ConfigError(msg)
-            return found.experiment_id
-        root = self.artifact_root
-        location = root if "://" in root else Path(root).resolve().joinpath(name).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        except Exception as error:  # noqa: BLE001 - any failure to reach it; the cause, masked, is in the message
+            msg = (f"cannot reach the MLflow tracking store {mask_url(self.uri)} (MLFLOW_TRACKING_URI): "
+                   f"{mask_text(str(error))}")
+            raise ConfigError(msg) from None
+        if found is not None and found.lifecycle_stage == "deleted":
+            msg = (f"the MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore "
+                   f"--experiment-id {found.experiment_id}) or rename the work spec")
+            raise ConfigError(msg)
+        return None if found is None else found.experiment_id
 
     def start(self, experiment_id: str, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
         """A new RUNNING run; ``parent`` nests it."""
         tags = {RUN_NAME: name, **tags, **({PARENT: parent} if parent else {})}
-        return self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+        with self.atomic():
+            run_id = self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+            self.opened[run_id] = None
+        return run_id
 
     def reopen(self, run_id: str) -> None:
-        self.client.update_run(run_id, status="RUNNING")
+        """Sets a run RUNNING again (a resumed sweep's execution and work units)."""
+        with self.atomic():
+            self.client.update_run(run_id, status="RUNNING")
+            self.opened[run_id] = None
+
+    def adopt(self, run_id: str) -> None:
+        """Counts a RUNNING run that someone else started (``mlflow run``'s) as opened here."""
+        self.opened[run_id] = None
 
     def latest_execution(self, experiment_id: str, work_spec: str) -> str | None:
         """The newest execution run of ``work_spec``, or None."""
-        query = f"tags.`{LEVEL}` = 'execution' and tags.`{WORK_SPEC}` = '{work_spec}'"
+        query = f"tags.`{LEVEL}` = 'execution' and tags.`{WORK_SPEC}` = {quoted(work_spec)}"
         runs = self.client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"],
                                        max_results=1)
         return runs[0].info.run_id if runs else None
 
     def children(self, experiment_id: str, parent: str) -> dict[str, str]:
         """Run name -> run id of the runs nested directly under ``parent``."""
-        runs = self.client.search_runs([experiment_id], f"tags.`{PARENT}` = '{parent}'", max_results=50000)
+        runs = self.client.search_runs([experiment_id], f"tags.`{PARENT}` = {quoted(parent)}", max_results=50000)
         return {run.data.tags.get(RUN_NAME, run.info.run_name): run.info.run_id for run in runs}
+
+    def unfinished(self, experiment_id: str, execution: str) -> list[str]:
+        """The RUNNING runs of an execution: the execution's own, its work units' and its trials'."""
+        query = f"tags.`{EXECUTION}` = {quoted(execution)} and attributes.status = 'RUNNING'"
+        runs = [run.info.run_id for run in self.client.search_runs([experiment_id], query, max_results=50000)]
+        if self.client.get_run(execution).info.status == "RUNNING":
+            runs.append(execution)
+        return runs
 
     def log(self, run_id: str, *, params: Mapping[str, str] = {}, metrics: Mapping[str, float] = {},
             series: Mapping[str, list[float]] = {}, tags: Mapping[str, str] = {}) -> None:
@@ -122,12 +172,22 @@ class Tracker:
         self.client.log_batch(run_id, metrics=rows, params=[Param(k, str(v)) for k, v in params.items()],
                               tags=[RunTag(k, str(v)[:8000]) for k, v in tags.items()], synchronous=True)
 
-    def end(self, run_id: str, state: str, *, tagged: bool = False) -> None:
+    def end(self, run_id: str, state: str, *, tagged: bool = False, error: str | None = None) -> None:
         """Ends a run: ``finished`` and ``pruned`` as FINISHED, ``failed`` as FAILED, ``killed`` as KILLED
-        (``tagged``: the ``atlas.state`` tag was already logged)."""
-        if not tagged:
-            self.client.set_tag(run_id, STATE, state)
-        self.client.set_terminated(run_id, _STATUS[state])
+        (``tagged``: the ``atlas.state`` tag was already logged; ``error``: why, as the ``atlas.error`` tag)."""
+        with self.atomic():
+            tags = {} if tagged else {STATE: state}
+            if error:
+                tags[ERROR] = mask_text(error)[:500]
+            if tags:
+                self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
+            self.client.set_terminated(run_id, _STATUS[state])
+            self.opened.pop(run_id, None)
+
+    def end_open(self, state: str, *, error: str | None = None) -> None:
+        """Ends every run opened here and not yet ended (a sweep that stopped), the newest first."""
+        for run_id in reversed(list(self.opened)):
+            self.end(run_id, state, error=error)
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
@@ -138,7 +198,7 @@ class Tracker:
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.types import ColSpec, Schema
 
-        source = CodeDatasetSource({"featureset": featureset.key, "store": _redacted(store_url),
+        source = CodeDatasetSource({"featureset": featureset.key, "store": mask_url(store_url),
                                     "train": f"{dataset.index_train[0]} .. {dataset.index_train[-1]}",
                                     "test": f"{dataset.index_test[0]} .. {dataset.index_test[-1]}"})
         schema = Schema([ColSpec("double", name) for name in dataset.feature_names])
@@ -166,13 +226,3 @@ class Tracker:
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         return logged.model_id
-
-
-def _redacted(url: str) -> str:
-    """A store URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: keep it as given
-        return url

@@ -42,6 +42,9 @@ def test_model_spec_round_trip_through_json():
     (lambda: ModelSpec("x", "dnn_classifier", {"hidden_unit": [8]}), "ModelSpec 'x': .*did you mean 'hidden_units'"),
     (lambda: ModelSpec("x", "dnn_classifier", {"dropout": []}), r"params\['dropout'\] is an empty grid"),
     (lambda: ModelSpec("x", "dnn_classifier", fit={"epoch": 3}), "fit has unknown options"),
+    (lambda: ModelSpec("x", "dnn_classifier", fit={"epochs": -5}),  # not: every trial fails
+     r"ModelSpec 'x': fit: FitOptions.epochs must be a whole number of at least 1, got epochs=-5"),
+    (lambda: ModelSpec("x", "dnn_classifier", fit={"batch_size": 2.5}), r"ModelSpec 'x': fit: FitOptions.batch_size"),
     (lambda: ModelSpec("x", "dnn_classifier", {"dropout": [0.1, 0.1]}), r"params\['dropout'\] repeats a value"),
     (lambda: ModelSpec("x", int), "must be a model type's name or an atlas.models.Model subclass"),
     (lambda: unit(ModelSpec("m", "linear_regressor"), validation=1.5), "validation must be a fraction"),

@@ -272,6 +272,8 @@ def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
             train(greedy, settings=sweep_settings, address=cluster.address, progress=False)
     finally:
         cluster.shutdown()
+    client = MlflowClient(sweep_settings.tracking.mlflow_uri)  # checked before any run was opened
+    assert client.search_runs([client.get_experiment_by_name("greedy").experiment_id]) == []
 
     assert report.count("finished") == 4 and report.slots == 4
     assert all(r.gpus == ["0"] for r in report.results) and len({r.pid for r in report.results}) == 4
