@@ -32,10 +32,13 @@ demo: install
 		--plot $(DEMO_HOME)/example_set.png
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas train experiments/quickstart.py
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas harvest quickstart --output $(DEMO_HOME)/quickstart_results.parquet
+	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas report quickstart --top 5 --output $(DEMO_HOME)/quickstart_report.html
 	@echo
 	@echo "The quickstart sweep is in MLflow. Open the MLflow UI on its store with:"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO_HOME))/mlflow.db --port 5000"
-	@echo "and browse http://127.0.0.1:5000 (experiment 'quickstart': one run per execution, work unit and trial)."
+	@echo "and browse http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (experiment"
+	@echo "'quickstart': one run per execution, work unit and trial; cards, predictions and the overview as artifacts)."
+	@echo "The sweep's report (open it in a browser, no server needed): $(abspath $(DEMO_HOME))/quickstart_report.html"
 	@echo "The demo store is $(DEMO_HOME)/market.db. Read a series out with:"
 	@echo "  ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas data series bitstamp_btc_usd.1min.midpoint --start 2024-01-02 --end 2024-01-02T00:10"
 

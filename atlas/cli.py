@@ -87,12 +87,17 @@ def main() -> None:
 
 from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wait for a command to run)
 from atlas.commands.featureset import featureset  # noqa: E402
+from atlas.commands.report import report  # noqa: E402
 from atlas.commands.train import harvest, train  # noqa: E402
 
 main.add_command(data)
 main.add_command(featureset)
 main.add_command(train)
 main.add_command(harvest)
+main.add_command(report)
+
+# MLflow draws a progress bar for every artifact it downloads (a report fetches a dozen): not on Atlas's console
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Reading a sweep back: Atlas's ``harvest()`` against the ``mlflow.search_runs`` call a user would write.
 
 The script builds, in a temporary ATLAS_HOME, an MLflow SQLite store holding one sweep of N trial runs shaped
-as a real sweep writes them, through the same ``Tracker`` calls: one execution run, 10 work unit runs under it
+as a real sweep writes them, through the same ``RunWriter`` calls: one execution run, 10 work unit runs under it
 (two model specs each), and N trial runs under those, each with its start tags, 8 parameters, 14 final
 metrics, four per-epoch series (loss, val_loss, accuracy, val_accuracy; 10 epochs, fewer when stopped early),
 its end tags (host, pid, node, attempts, state), its dataset input and its end status. Most trials finish; a
@@ -70,7 +70,7 @@ def without_fsync():
 
 
 def fake_data(unit: str, seed: int) -> tuple[SimpleNamespace, SimpleNamespace]:
-    """What ``Tracker.log_dataset`` reads of a unit's Dataset and FeatureLabelSet, without building them."""
+    """What ``RunWriter.log_dataset`` reads of a unit's Dataset and FeatureLabelSet, without building them."""
     digest = hashlib.sha256(f"{unit}.{seed}".encode()).hexdigest()
     dataset = SimpleNamespace(index_train=pd.date_range("2024-01-01", periods=2, freq="1min"),
                               index_test=pd.date_range("2024-01-02", periods=2, freq="1min"),
@@ -81,10 +81,12 @@ def fake_data(unit: str, seed: int) -> tuple[SimpleNamespace, SimpleNamespace]:
 
 def build_store(settings, runs: int, seed: int) -> list[str]:
     """One sweep of ``runs`` trial runs in ``settings``' MLflow store; returns the trial run ids."""
-    from atlas.infra._tracking import CODE_VERSION, DATA_HASH, EXECUTION, LEVEL, WORK_SPEC, WORK_UNIT, Tracker
+    from atlas.runs import RunWriter, Tag
 
+    CODE_VERSION, DATA_HASH, EXECUTION, LEVEL, WORK_SPEC, WORK_UNIT = (
+        Tag.CODE_VERSION, Tag.DATA_HASH, Tag.EXECUTION, Tag.LEVEL, Tag.WORK_SPEC, Tag.WORK_UNIT)
     rng = np.random.default_rng(seed)
-    tracker = Tracker(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
+    tracker = RunWriter(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
     experiment_id = tracker.experiment(NAME)
     execution = tracker.start(experiment_id, NAME,
                               {LEVEL: "execution", WORK_SPEC: NAME, CODE_VERSION: VERSION})
@@ -95,7 +97,7 @@ def build_store(settings, runs: int, seed: int) -> list[str]:
         unit = f"unit{u:02d}"
         dataset, featureset = fake_data(unit, seed)
         tags = {LEVEL: "work_unit", WORK_SPEC: NAME, EXECUTION: execution, WORK_UNIT: unit,
-                DATA_HASH: dataset.content_hash, CODE_VERSION: VERSION, "atlas.featureset": featureset.key}
+                DATA_HASH: dataset.content_hash, CODE_VERSION: VERSION, Tag.FEATURESET: featureset.key}
         unit_run = tracker.start(experiment_id, unit, tags, parent=execution)
         tracker.log(unit_run, params={"featureset": featureset.key, "scaling": "standard"})
         tracker.log_dataset(unit_run, dataset, featureset, STORE)
@@ -114,22 +116,15 @@ def build_store(settings, runs: int, seed: int) -> list[str]:
 
 def write_trial(tracker, trial: SimpleNamespace, rng: np.random.Generator) -> str:
     """One trial run, as ``_Sweep._submit`` starts it and ``_Sweep._record`` records and ends it."""
-    from atlas.infra._tracking import (
-        CODE_VERSION,
-        DATA_HASH,
-        EXECUTION,
-        LEVEL,
-        MODEL_SPEC,
-        STATE,
-        TRIAL,
-        WORK_SPEC,
-        WORK_UNIT,
-        flat_params,
-    )
+    from atlas.runs import Tag, flat_params
+
+    CODE_VERSION, DATA_HASH, EXECUTION, LEVEL, MODEL_SPEC, STATE, TRIAL, WORK_SPEC, WORK_UNIT = (
+        Tag.CODE_VERSION, Tag.DATA_HASH, Tag.EXECUTION, Tag.LEVEL, Tag.MODEL_SPEC, Tag.STATE, Tag.TRIAL,
+        Tag.WORK_SPEC, Tag.WORK_UNIT)
 
     spec, kind = trial.spec
     tags = {LEVEL: "trial", WORK_SPEC: NAME, EXECUTION: trial.execution, WORK_UNIT: trial.unit,
-            MODEL_SPEC: spec, TRIAL: str(trial.number), CODE_VERSION: VERSION, "atlas.model": kind,
+            MODEL_SPEC: spec, TRIAL: str(trial.number), CODE_VERSION: VERSION, Tag.MODEL: kind,
             DATA_HASH: trial.dataset.content_hash}
     name = f"{trial.unit}.{spec}.{trial.number}"
     run_id = tracker.start(trial.experiment_id, name, tags, parent=trial.parent)
@@ -146,12 +141,12 @@ def write_trial(tracker, trial: SimpleNamespace, rng: np.random.Generator) -> st
                           "learning_rate": float(rng.choice([1e-3, 3e-3, 1e-2])),
                           "dropout": round(float(rng.uniform(0, 0.5)), 3),
                           "fit": {"epochs": 20, "batch_size": 256, "patience": 3}, "seed": 1 + trial.number})
-    ended = {"atlas.host": "bench-host", "atlas.pid": str(4000 + trial.number % 2), "atlas.node": "10.0.0.1",
-             "atlas.attempts": "1"}
+    ended = {Tag.HOST: "bench-host", Tag.PID: str(4000 + trial.number % 2), Tag.NODE: "10.0.0.1",
+             Tag.ATTEMPTS: "1"}
     if state == "pruned":
-        ended["atlas.stopped"] = "pruned"
+        ended[Tag.STOPPED] = "pruned"
     if state == "failed":
-        ended["atlas.error"] = "ValueError: the loss is NaN"
+        ended[Tag.ERROR] = "ValueError: the loss is NaN"
     ended[STATE] = state
     tracker.log(run_id, params=params, metrics=metrics, tags=ended,
                 series={name: [float(v) for v in values] for name, values in series.items()})

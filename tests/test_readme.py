@@ -22,7 +22,9 @@ def simulated_home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    store = MarketStore.from_settings()
+    from atlas.config import Settings
+
+    store = MarketStore.from_settings(Settings.from_env())
     MarketSimulator(SimulatorConfig(days=2, exchanges="bitstamp,itbit", seed=7, signal=0.3,
                                     snapshot_interval="20s", levels=10)).simulate_into(store)
     MetricPipeline(store, bucket="1min").run()

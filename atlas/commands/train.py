@@ -30,6 +30,8 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
       atlas train experiments/quickstart.py --max-concurrent 2
       atlas train experiments/quickstart.py --resume     # after Ctrl-C
     """
+    import os
+
     from atlas.config import Settings
     from atlas.infra import load_spec
 
@@ -44,7 +46,8 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
 
     try:
         report = run(spec, settings=settings, address=address, max_concurrent=max_concurrent or None,
-                     resume=resume, progress=not quiet)
+                     resume=resume, progress=not quiet, source=f"atlas train {spec_file}",
+                     project_run=os.environ.get("MLFLOW_RUN_ID"))
     except SweepInterrupted as stopped:
         if stopped.execution_run_id is None:
             again = f"atlas train {spec_file}" + (" --resume" if resume else "")
@@ -60,15 +63,17 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
     best = min((r for r in report.results if r.objective is not None and r.state == "finished"),
                key=lambda r: r.objective, default=None)
     if best is not None:
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in best.scores.items() if k.startswith("test_"))
         click.echo(f"Lowest validation loss: {best.work_unit}/{best.model_spec}#{best.number} "
-                   f"({best.objective:.4f}); on the test window: {scores}.")
+                   f"({best.objective:.4f}); on the test window: {summarize_test(best.scores)}.")
+    if report.verdict is not None:
+        click.echo(f"Verdict: {report.verdict}")
     for result in [r for r in report.results if r.state == "failed"][:3]:
         last = (result.error or "").strip().splitlines()[-1:] or ["?"]
         click.echo(f"Failed: {result.work_unit}/{result.model_spec}#{result.number}: {last[0]}", err=True)
     uri = mask_url(settings.tracking.mlflow_uri)
-    click.echo(f"Results: atlas harvest {spec_file} --output results.parquet")
-    click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open http://127.0.0.1:5000")
+    click.echo(f"Results: atlas harvest {spec_file} --output results.parquet; report: atlas report {spec_file}")
+    click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open "
+               f"{runs_view('http://127.0.0.1:5000', report.experiment_id)}")
     if report.interrupted:
         click.echo(f"Interrupted: unfinished trials are marked KILLED. Finish the sweep with: "
                    f"atlas train {spec_file} --resume", err=True)
@@ -76,6 +81,41 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
     if report.results and failed == len(report.results):
         click.echo("Error: every trial failed; see the traceback.txt artifact of any trial run", err=True)
         sys.exit(1)
+
+
+def runs_view(server: str, experiment_id: str) -> str:
+    """The MLflow UI's runs view of an experiment (a fresh browser opens MLflow 3's GenAI view otherwise)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def summarize_test(scores) -> str:
+    """A trial's test window in one phrase: accuracy with the lift over the baseline and its 95% interval, log
+    loss beside the baseline's, the p-value and the Sharpe ratio (or a regressor's errors)."""
+    def get(name):
+        value = scores.get(name)
+        return None if value is None or value != value else float(value)
+
+    parts = []
+    if get("test_accuracy") is not None:
+        part = f"accuracy {get('test_accuracy'):.4f}"
+        if get("test_lift") is not None:
+            interval = (f" [{get('test_lift_ci_low'):+.4f}, {get('test_lift_ci_high'):+.4f}]"
+                        if get("test_lift_ci_low") is not None else "")
+            part += f", lift {get('test_lift'):+.4f}{interval}"
+        parts.append(part)
+        if get("test_log_loss") is not None:
+            baseline = f" (baseline {get('test_baseline_log_loss'):.4f})" if get("test_baseline_log_loss") else ""
+            parts.append(f"log loss {get('test_log_loss'):.4f}{baseline}")
+    elif get("test_rmse") is not None:
+        parts.append(f"RMSE {get('test_rmse'):.6g}, directional accuracy {get('test_directional_accuracy'):.4f}")
+        if get("test_lift") is not None:
+            parts.append(f"error reduction {get('test_lift'):+.3g} [{get('test_lift_ci_low'):+.3g}, "
+                         f"{get('test_lift_ci_high'):+.3g}]")
+    if get("test_p_value") is not None:
+        parts.append(f"p {get('test_p_value'):.3g}")
+    if get("test_sharpe") is not None:
+        parts.append(f"Sharpe {get('test_sharpe'):.2f}")
+    return ", ".join(parts) or "no statistics"
 
 
 def _print_plan(spec, settings) -> None:
@@ -104,16 +144,16 @@ def harvest(spec: str, output: str | None, execution: str, top: int) -> None:
     from atlas.config import Settings
     from atlas.infra import harvest as read
     from atlas.infra import load_spec
-    from atlas.infra._harvest import write_results
+    from atlas.runs import write_results
 
     name = load_spec(spec).name if spec.endswith(".py") or Path(spec).is_file() else spec
     frame = read(name, settings=Settings.from_env(), execution=execution)
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
     click.echo(f"{name}: {len(frame)} trials " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    if len(frame):
-        columns = [c for c in ("work_unit", "model_spec", "trial", "state", "best_val_loss", "test_accuracy",
-                               "test_mse", "fit_seconds") if c in frame.columns]
-        best = frame.sort_values("best_val_loss").head(top)[columns]
-        click.echo(best.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(frame) and "best_val_loss" in frame:
+        shown = frame.sort_values("best_val_loss").head(top)
+        for _, row in shown.iterrows():
+            click.echo(f"  {row['work_unit']}/{row['model_spec']}#{row['trial']} {row['state']}: val_loss "
+                       f"{row['best_val_loss']:.4f}; {summarize_test(row.to_dict())}")
     if output:
         click.echo(f"Wrote {write_results(frame, output)}")

@@ -4,13 +4,14 @@
 back as one DataFrame. Ray, Optuna and MLflow are imported when a sweep runs, not with this package.
 """
 
-from atlas.infra._specs import ModelSpec, Resources, Search, WorkSpec, WorkUnit, load_spec, ship_by_value
+from atlas.infra._model_spec import ModelSpec
+from atlas.infra._specs import Digest, Resources, Search, WorkSpec, WorkUnit, load_spec, ship_by_value
 
-__all__ = ["ModelSpec", "Resources", "Search", "SweepInterrupted", "SweepReport", "WorkSpec", "WorkUnit", "harvest",
+__all__ = ["Digest", "ModelSpec", "Resources", "Search", "SweepInterrupted", "SweepReport", "WorkSpec", "WorkUnit", "harvest",
            "load_spec", "plan", "ship_by_value", "train"]
 
 _LAZY = {"train": "atlas.infra._sweep", "plan": "atlas.infra._sweep", "SweepReport": "atlas.infra._sweep",
-         "SweepInterrupted": "atlas.infra._interrupts", "harvest": "atlas.infra._harvest"}
+         "SweepInterrupted": "atlas.infra._interrupts", "harvest": "atlas.infra._sweep"}
 
 
 def __getattr__(name: str):

@@ -24,7 +24,7 @@ class TrialWorker:
     """A Ray actor that runs trials one after another; TensorFlow is imported once, when it starts."""
 
     def __init__(self, threads: int, packaging: bool) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # this worker process's own: TensorFlow's C++ logs, quieter
         from atlas.models import configure
 
         configure(seed=0, threads=threads)  # imports TensorFlow and sets its thread pools, once per process
@@ -119,6 +119,13 @@ class WorkerPool:
         actor = self._remote.options(num_cpus=self.resources.cpu, num_gpus=self.resources.gpu,
                                      max_restarts=0, max_task_retries=0).remote(self.threads, self.packaging)
         return Worker(actor)
+
+    def ready(self) -> None:
+        """Waits until every worker has started (TensorFlow imported): a trial's run is created when it is sent,
+        so its duration must not include its worker's start."""
+        import ray
+
+        ray.get([worker.actor.pid.remote() for worker in self.workers])
 
     def free(self) -> Worker | None:
         """The worker with the fewest trials in hand, if it can take one more."""

@@ -1,16 +1,24 @@
 """Optuna supplies the trials: one persistent study per model spec, asked and told by the sweep's driver.
 
-A grid is put in the study's queue (``enqueue_trial``) once, point by point; each ``ask`` pops one point, so
-concurrent trials never share a point, and a resumed sweep enqueues only the points that have no finished
-(or queued) trial. TPE and random search ask the sampler over the spec's ranges and lists; TPE uses the
-constant liar, so trials running side by side are not sampled at the same place.
+The study of a model spec is named after the work spec, the work unit, the model spec and a digest of its
+definition (``quickstart.itbit_next_minute.dnn.3f2a9c1e``), and kept across executions: each execution's trials
+carry its run id (the ``execution`` user attribute), so TPE learns from every execution of the same model spec,
+while each execution runs its own grid, and a changed model spec starts a study of its own. A grid point is
+created as its trial when asked (never through Optuna's shared queue, which another execution could pop), so
+concurrent trials never share a point and a resumed execution runs only the points it has not finished. TPE and
+random search ask the sampler over the spec's ranges and lists; TPE uses the constant liar, so trials running side
+by side are not sampled at the same place. Each grid point is trained ``replicates`` times, with seeds
+``seed + replicate``: the points of a grid share their seeds, so a comparison across the grid is not confounded by
+them. The objective is named: ``val_loss``.
 
 Only the driver touches the storage (Ray workers get plain values), so SQLite is safe as the default.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +29,25 @@ from optuna.trial import TrialState
 
 from atlas.config import mask_text, mask_url
 from atlas.exceptions import ConfigError
-from atlas.infra._specs import ModelSpec, Search
+from atlas.infra._specs import ModelSpec, Search, WorkSpec, WorkUnit
 
 _SCALARS = (type(None), bool, int, float, str)
 #: Optuna trial states that count as done: a resumed sweep does not run their points again.
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+#: The objective's name in the studies.
+OBJECTIVE = "val_loss"
+
+
+def spec_digest(spec: ModelSpec) -> str:
+    """A short digest of a model spec's definition: a changed spec gets a study of its own."""
+    return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def study_name(work_spec: WorkSpec | str, unit: WorkUnit | str, spec: ModelSpec) -> str:
+    """The study of one model spec in one work unit of a work spec, kept across its executions."""
+    work_spec = getattr(work_spec, "name", work_spec)
+    unit = getattr(unit, "name", unit)
+    return f"{work_spec}.{unit}.{spec.name}.{spec_digest(spec)}"
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
@@ -44,100 +66,132 @@ def _encode(value: Any) -> Any:
 
 @dataclass
 class ModelStudy:
-    """The study of one model spec in one work unit: asks for trials' parameters and records their outcomes.
+    """The trials of one model spec in one work unit for one execution: asks for their parameters and records
+    their outcomes in the model spec's persistent study.
 
     Attributes:
-        study: the Optuna study (``study.trials`` holds every trial with its state and user attributes).
-        planned: how many trials the spec gets in all (the grid's size, or the search's budget).
+        study: the Optuna study (``study.trials`` holds every execution's trials, with their states and user
+            attributes ``execution``, ``replicate`` and ``mlflow_run_id``).
+        execution: the execution's run id; only its trials count as done here.
+        planned: how many trials this execution gives the spec (the grid's size times the replicates, or the
+            search's budget).
     """
 
     work_unit: str
     spec: ModelSpec
     study: optuna.Study
+    execution: str
     planned: int
     strategy: str
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     decode: dict[str, dict[Any, Any]] = field(default_factory=dict)
     running: dict[int, optuna.Trial] = field(default_factory=dict)
+    pending: list[tuple[dict[str, Any], int]] = field(default_factory=list)
 
     @classmethod
     def open(cls, storage: str, name: str, work_unit: str, spec: ModelSpec, search: Search, seed: int, *,
-             resume: bool) -> ModelStudy:
-        """Creates the study ``name`` (or loads it with ``resume``) and queues what is left to run.
+             execution: str, replicates: int = 1, resume: bool = False) -> ModelStudy:
+        """Opens (or creates) the study ``name`` and plans what this execution has left to run.
 
-        Raises:
-            ConfigError: resuming a study whose model spec changed since it was started.
+        Args:
+            execution: the execution run's id: this execution's trials are marked with it.
+            replicates: trials per grid point, with seeds ``seed + 0 .. replicates - 1``.
+            resume: the execution ran before: its trials left RUNNING by a driver that died are failed, so
+                their points run again.
         """
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study_seed = (seed * 1_000_003 + zlib.crc32(f"{work_unit}/{spec.name}".encode())) % 2**31
+        study_seed = (seed * 1_000_003 + zlib.crc32(f"{work_unit}/{spec.name}/{execution}".encode())) % 2**31
         if search.strategy == "tpe":
             sampler = optuna.samplers.TPESampler(seed=study_seed, constant_liar=True,
                                                  n_startup_trials=max(1, min(10, (search.n_trials or 10) // 3)))
         else:
             sampler = optuna.samplers.RandomSampler(seed=study_seed)
-        described = json.dumps(spec.to_dict(), sort_keys=True)
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
-                                    pruner=make_pruner(search.pruner), load_if_exists=resume)
-        if resume:
-            _check_unchanged(study.user_attrs, work_unit, spec)
-        study.set_user_attr("model_spec", described)
-        grid = spec.grid
-        planned = spec.grid_size if search.strategy == "grid" else search.n_trials
+                                    pruner=make_pruner(search.pruner), load_if_exists=True)
+        if not study.user_attrs.get("model_spec"):
+            study.set_user_attr("model_spec", json.dumps(spec.to_dict(), sort_keys=True))
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what names the objective
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([OBJECTIVE])
+        planned = spec.grid_size * replicates if search.strategy == "grid" else search.n_trials
         if search.strategy == "grid" and search.n_trials:
             planned = min(planned, search.n_trials)
-        self = cls(work_unit, spec, study, planned, search.strategy)
-        for name_, values in grid.items():
+        self = cls(work_unit, spec, study, execution, planned, search.strategy)
+        for name_, values in spec.grid.items():
             choices = [_encode(v) for v in values]
             self.distributions[name_] = CategoricalDistribution(choices)
             self.decode[name_] = dict(zip(choices, values, strict=True))
         self.distributions.update(spec.ranges)
-        self._recover()
+        if resume:
+            self._recover()
         if search.strategy == "grid":
-            self._queue_grid()
+            self._plan_grid(replicates)
         return self
 
+    def _mine(self, states: tuple[TrialState, ...]) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False, states=states)
+                if t.user_attrs.get("execution") == self.execution]
+
     def _recover(self) -> None:
-        """Trials left running by a driver that died are failed, so their points run again."""
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        """This execution's trials left running by a driver that died are failed, so their points run again."""
+        for trial in self._mine((TrialState.RUNNING,)):
             self.study._storage.set_trial_user_attr(trial._trial_id, "killed", True)
             self.study.tell(trial.number, state=TrialState.FAIL)
 
-    def _queue_grid(self) -> None:
-        trials = self.study.get_trials(deepcopy=False, states=(*DONE, TrialState.WAITING))
-        seen = {json.dumps(t.params or t.system_attrs.get("fixed_params", {}), sort_keys=True) for t in trials}
-        budget = self.planned - len(trials)
-        for point in self.spec.grid_points():
-            encoded = {k: _encode(v) for k, v in point.items() if k in self.distributions}
-            key = json.dumps(encoded, sort_keys=True)
-            if key not in seen and budget > 0:
-                self.study.enqueue_trial(encoded)
-                seen.add(key)
-                budget -= 1
+    def _key(self, params: dict[str, Any], replicate: int) -> str:
+        return json.dumps({**{k: v for k, v in params.items() if k in self.distributions},
+                           "_replicate": replicate}, sort_keys=True)
+
+    def _plan_grid(self, replicates: int) -> None:
+        done = {self._key(t.params, t.user_attrs.get("replicate", 0)) for t in self._mine(DONE)}
+        budget = self.planned - len(done)
+        for replicate in range(replicates):
+            for point in self.spec.grid_points():
+                encoded = {k: _encode(v) for k, v in point.items() if k in self.distributions}
+                key = self._key(encoded, replicate)
+                if key not in done and budget > 0:
+                    self.pending.append((encoded, replicate))
+                    done.add(key)
+                    budget -= 1
 
     @property
     def done(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=DONE))
+        """This execution's trials that finished or were pruned."""
+        return len(self._mine(DONE))
 
     @property
     def remaining(self) -> int:
         """Trials still to start."""
         if self.strategy == "grid":
-            return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            return len(self.pending)
         return max(0, self.planned - self.done - len(self.running))
 
-    def ask(self) -> tuple[int, dict[str, Any]]:
-        """The next trial: its number and its concrete parameters (fixed values, grid point, sampled ranges)."""
-        trial = self.study.ask(self.distributions)
+    def ask(self) -> tuple[int, dict[str, Any], int]:
+        """The next trial: its number, its concrete parameters (fixed values, grid point, sampled ranges) and its
+        replicate (the trial's seed is the sweep's seed plus it)."""
+        if self.strategy == "grid":
+            encoded, replicate = self.pending.pop(0)
+            template = optuna.trial.create_trial(
+                state=TrialState.RUNNING, params=encoded,
+                distributions={k: self.distributions[k] for k in encoded},
+                user_attrs={"execution": self.execution, "replicate": replicate})
+            trial = optuna.trial.Trial(self.study, self.study._storage.create_new_trial(self.study._study_id,
+                                                                                         template))
+        else:
+            replicate = 0
+            trial = self.study.ask(self.distributions)
+            trial.set_user_attr("execution", self.execution)
+            trial.set_user_attr("replicate", replicate)
         self.running[trial.number] = trial
         fixed = {k: v for k, v in self.spec.params.items() if k not in self.distributions}
         params = {name: self.decode[name][value] if name in self.decode else value
                   for name, value in trial.params.items()}
-        return trial.number, {**fixed, **params}
+        return trial.number, {**fixed, **params}, replicate
 
     def history(self) -> list[list[float]]:
-        """The per-epoch validation losses of the finished trials, for the pruner."""
+        """The per-epoch validation losses of this execution's finished trials, for the pruner."""
         return [[t.intermediate_values[s] for s in sorted(t.intermediate_values)]
-                for t in self.study.get_trials(deepcopy=False, states=DONE) if t.intermediate_values]
+                for t in self._mine(DONE) if t.intermediate_values]
 
     def tell(self, number: int, state: str, losses: list[float], objective: float | None, *,
              attrs: dict[str, Any] | None = None) -> None:
@@ -161,31 +215,25 @@ class ModelStudy:
         self.running[number].set_user_attr("mlflow_run_id", run_id)
 
 
-def check_resumable(storage: str, studies: dict[str, tuple[str, ModelSpec]]) -> None:
-    """Before a resumed sweep opens anything: each study (name -> work unit, model spec) that exists was
-    started with the same model spec.
+def check_resumable(recorded: dict | None, spec: WorkSpec) -> None:
+    """Before a resumed sweep opens anything: every model spec is as the execution recorded it when it started
+    (``recorded``: the ``work_spec.json`` of its execution run; None for an execution recorded without one).
 
     Raises:
         ConfigError: a model spec changed since the sweep started.
     """
-    rdb = optuna.storages.RDBStorage(storage)
-    try:
-        for name, (work_unit, spec) in studies.items():
-            try:
-                study_id = rdb.get_study_id_from_name(name)
-            except KeyError:  # never opened: the resumed sweep creates it
-                continue
-            _check_unchanged(rdb.get_study_user_attrs(study_id), work_unit, spec)
-    finally:
-        rdb.engine.dispose()
-
-
-def _check_unchanged(user_attrs: dict[str, Any], work_unit: str, spec: ModelSpec) -> None:
-    described = json.dumps(spec.to_dict(), sort_keys=True)
-    if user_attrs.get("model_spec", described) != described:
-        msg = (f"cannot resume {work_unit}/{spec.name}: its model spec changed since the sweep started "
-               f"(was {user_attrs['model_spec']}, now {described}); start a new sweep without --resume")
-        raise ConfigError(msg)
+    if recorded is None:
+        return
+    before = {(unit["name"], model["name"]): json.dumps(model, sort_keys=True)
+              for unit in recorded.get("work_units", []) for model in unit.get("model_specs", [])}
+    for unit in spec.work_units:
+        for model_spec in unit.model_specs:
+            now = json.dumps(json.loads(json.dumps(model_spec.to_dict(), default=str)), sort_keys=True)
+            was = before.get((unit.name, model_spec.name), now)
+            if was != now:
+                msg = (f"cannot resume {unit.name}/{model_spec.name}: its model spec changed since the sweep "
+                       f"started (was {was}, now {now}); start a new sweep without --resume")
+                raise ConfigError(msg)
 
 
 def check_storage(storage: str) -> None:

@@ -9,7 +9,6 @@ sweeps started at once on a fresh home do not both migrate the same SQLite files
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,34 +16,7 @@ from urllib.parse import urlsplit
 
 from atlas.config import Settings, mask_text, mask_url
 from atlas.exceptions import ConfigError
-
-#: How long a probe waits for a TCP connection.
-PROBE_SECONDS = 5.0
-_DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433, "ray": 10001}
-
-
-def _reach(host: str, port: int) -> str | None:
-    """None when ``host:port`` accepts a TCP connection within PROBE_SECONDS, else why not."""
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_SECONDS):
-            return None
-    except TimeoutError:
-        return f"no answer from {host}:{port} within {PROBE_SECONDS:.0f} s"
-    except OSError as error:
-        return f"{host}:{port}: {error.strerror or error}"
-
-
-def _host_port(url: str) -> tuple[str, int] | None:
-    """The host and port of a network URL (its scheme's default port when none is given), or None."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.split("+")[0].lower()
-    if not parts.hostname or (port is None and scheme not in _DEFAULT_PORTS):
-        return None
-    return parts.hostname, port or _DEFAULT_PORTS[scheme]
+from atlas.runs._probe import host_port, probe_tracking, reach
 
 
 def probe_ray(address: str | None) -> None:
@@ -62,27 +34,12 @@ def probe_ray(address: str | None) -> None:
         host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
     except ValueError:
         host = port = None
-    why = _reach(host, port) if host else "it is not host:port or ray://host:port"
+    why = reach(host, port) if host else "it is not host:port or ray://host:port"
     if why is not None:
         msg = (f"cannot reach the Ray cluster at {mask_url(address)!r} (ATLAS_RAY_ADDRESS or --address): "
                f"{mask_text(why)}. Give the head node's host:port (e.g. 10.0.0.5:6379) or ray://host:10001 of a "
                "running cluster (`ray start --head`), or unset ATLAS_RAY_ADDRESS and leave out --address to run "
                "on a local Ray")
-        raise ConfigError(msg)
-
-
-def probe_tracking(uri: str) -> None:
-    """Checks that an MLflow tracking server (``http(s)://``) or a tracking database server answers.
-
-    Raises:
-        ConfigError: nothing answers at its host and port.
-    """
-    target = _host_port(uri)
-    why = _reach(*target) if target else None
-    if why is not None:
-        msg = (f"cannot reach the MLflow tracking store {mask_url(uri)} (MLFLOW_TRACKING_URI): {mask_text(why)}; "
-               "start it (mlflow server ...), point MLFLOW_TRACKING_URI at a running one, or unset it to record "
-               "in a SQLite file under ATLAS_HOME")
         raise ConfigError(msg)
 
 
@@ -92,8 +49,8 @@ def probe_optuna(storage: str) -> None:
     Raises:
         ConfigError: nothing answers at its host and port.
     """
-    target = _host_port(storage)
-    why = _reach(*target) if target else None
+    target = host_port(storage)
+    why = reach(*target) if target else None
     if why is not None:
         msg = (f"cannot reach the Optuna storage {mask_url(storage)} (ATLAS_OPTUNA_STORAGE): {mask_text(why)}; "
                "start the database, point ATLAS_OPTUNA_STORAGE at a running one, or unset it to use a SQLite file "

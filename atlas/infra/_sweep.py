@@ -11,7 +11,6 @@ the studies so that ``resume=True`` finishes the sweep without running any point
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -20,7 +19,9 @@ from typing import TextIO
 
 from atlas.config import Settings, mask_text, mask_url
 from atlas.exceptions import ConfigError
-from atlas.infra._driver import Sweep, SweepReport, build_all, build_data, study_name
+from atlas.infra._callbacks import Evidence, ModelLogger, Recorder, Reporter, Teller
+from atlas.infra._digest import Digest
+from atlas.infra._driver import Sweep, SweepReport, build_all, build_data
 from atlas.infra._interrupts import Interrupts, SweepInterrupted
 from atlas.infra._lease import ExecutionLease
 from atlas.infra._pool import WorkerPool, connect, slots
@@ -28,12 +29,20 @@ from atlas.infra._progress import Progress
 from atlas.infra._search import check_resumable
 from atlas.infra._specs import WorkSpec
 from atlas.infra._stores import initialize_stores, preflight
-from atlas.infra._tracking import CODE_VERSION, LEVEL, WORK_SPEC, Tracker, code_version, flat_params
+from atlas.runs import WORK_SPEC_ARTIFACT, Level, RunWriter, Tag, code_version, context_tags, flat_params
 
-__all__ = ["SweepInterrupted", "SweepReport", "plan", "train"]
+__all__ = ["SweepInterrupted", "SweepReport", "harvest", "plan", "train"]
 
 
-def plan(spec: WorkSpec, *, settings: Settings | None = None) -> list[dict]:
+def harvest(work_spec: str, *, settings: Settings, execution: str = "latest"):
+    """The trials of ``work_spec`` as ``atlas.stats.Results`` (see ``atlas.runs.harvest``), from the tracking store
+    of ``settings``: one row per trial, with the digest as methods."""
+    from atlas.stats import harvest as read
+
+    return read(work_spec, tracking_uri=settings.tracking.mlflow_uri, execution=execution)
+
+
+def plan(spec: WorkSpec, *, settings: Settings) -> list[dict]:
     """The sweep without running it: per model spec, its trials and its data's sizes (the data is built).
 
     Raises:
@@ -44,7 +53,7 @@ def plan(spec: WorkSpec, *, settings: Settings | None = None) -> list[dict]:
     counts = {(unit, model): trials for unit, model, trials in spec.trials()}
     rows = []
     for unit in spec.work_units:
-        with MarketStore.from_settings(settings or Settings.from_env()) as store:
+        with MarketStore.from_settings(settings) as store:
             data = build_data(unit, store, spec.seed)
         for model_spec in unit.model_specs:
             window = unit.window if model_spec.model_class.sequence is not False and unit.window else None
@@ -56,24 +65,28 @@ def plan(spec: WorkSpec, *, settings: Settings | None = None) -> list[dict]:
     return rows
 
 
-def train(spec: WorkSpec, *, settings: Settings | None = None, address: str | None = None,
+def train(spec: WorkSpec, *, settings: Settings, address: str | None = None,
           max_concurrent: int | None = None, resume: bool = False, progress: bool = True,
-          out: TextIO | None = None) -> SweepReport:
+          out: TextIO | None = None, source: str | None = None, project_run: str | None = None) -> SweepReport:
     """Runs every trial of ``spec`` on Ray and records them in MLflow.
 
     Example (what ``atlas train experiments/quickstart.py`` does)::
 
-        report = train(load_spec("experiments/quickstart.py"))
+        report = train(load_spec("experiments/quickstart.py"), settings=Settings.from_env())
         report.count("finished"), report.execution_run_id
 
     Args:
-        settings: where the market store, MLflow, Optuna and Ray are (``Settings.from_env()`` by default).
+        settings: where the market store, MLflow, Optuna and Ray are (``Settings.from_env()`` reads them from
+            the environment, as the ``atlas`` command does).
         address: a Ray cluster's address (``ray://`` or ``host:port``); by default ``ATLAS_RAY_ADDRESS``, or a
             local Ray started here and stopped at the end.
         max_concurrent: at most this many trials at once (over ``spec.max_concurrent``).
         resume: finish the newest execution of this work spec: run only what it has not finished. Its runs that
             a driver killed with ``kill -9`` left RUNNING are marked KILLED first.
         progress: show live progress on ``out`` (stderr by default).
+        source: what started the sweep, for MLflow's ``mlflow.source.name`` (the spec file, by the command).
+        project_run: the run of an ``mlflow run`` that started this sweep (``MLFLOW_RUN_ID``, read by the
+            command): in the work spec's experiment it becomes the execution run; elsewhere it points at it.
 
     Returns:
         The report; ``interrupted`` when Ctrl-C or SIGTERM stopped the trials (their runs are KILLED).
@@ -86,7 +99,7 @@ def train(spec: WorkSpec, *, settings: Settings | None = None, address: str | No
     """
     started = time.perf_counter()
     with Interrupts() as interrupts:
-        driver = _Driver(spec, settings or Settings.from_env(), resume, out or sys.stderr, interrupts)
+        driver = _Driver(spec, settings, resume, out or sys.stderr, interrupts, source or spec.name, project_run)
         try:
             report = driver.drive(address, max_concurrent, progress)
         except BaseException as error:
@@ -108,9 +121,10 @@ class _Driver:
     """
 
     def __init__(self, spec: WorkSpec, settings: Settings, resume: bool, out: TextIO,
-                 interrupts: Interrupts) -> None:
+                 interrupts: Interrupts, source: str, project_run: str | None) -> None:
         self.spec, self.settings, self.resume, self.out, self.interrupts = spec, settings, resume, out, interrupts
-        self.tracker: Tracker | None = None
+        self.source, self.project_run = source, project_run
+        self.tracker: RunWriter | None = None
         self.lease: ExecutionLease | None = None
         self.execution: str | None = None
         self.sweep: Sweep | None = None
@@ -127,8 +141,8 @@ class _Driver:
         settings.home.mkdir(parents=True, exist_ok=True)
         preflight(settings, address)
         initialize_stores(settings, on_wait=self._waiting)
-        self.tracker = Tracker(settings.tracking.mlflow_uri, settings.tracking.artifact_root,
-                               atomic=self.interrupts.deferred)
+        self.tracker = RunWriter(settings.tracking.mlflow_uri, settings.tracking.artifact_root,
+                                 atomic=self.interrupts.deferred)
         experiment_id = self.tracker.experiment(spec.name)
         if self.resume:
             self._claim(experiment_id)
@@ -141,23 +155,28 @@ class _Driver:
         connect(address)
         self.interrupts.install()  # ray.init put in its own SIGTERM handler
         size = slots(spec.resources, max_concurrent or spec.max_concurrent)
-        # a queued trial takes its pruning snapshot when sent: with a pruner, send one only to an idle worker
-        depth = 1 if spec.search.pruner != "none" else 2
+        # one trial per worker: its run is created when it starts, so the run's duration is the trial's
         self.pool = WorkerPool(min(size, spec.n_trials), spec.resources, packaging=spec.log_models != 0,
-                               depth=depth)
+                               depth=1)
         data = building.result()
+        self.pool.ready()
         version = code_version()
+        self.tracker.context = context_tags(self.source, version)
         if self.execution is None:
             self._start(experiment_id, version)
         else:
             self.tracker.reopen(self.execution)
+        stash = settings.home / "sweeps" / self.execution / "models"
+        digest = Digest(self.out)
         sweep = self.sweep = Sweep(spec, self.tracker, experiment_id, self.execution, version, settings,
                                    lease=self.lease)
         sweep.open(data, self.resume)
         report = sweep.share(self.pool)
         bar = Progress(sweep.planned, sweep.already, out=self.out, enabled=progress)
+        sweep.callbacks = [Recorder(), Evidence(), ModelLogger(stash), Teller(), Reporter(bar),
+                           _Guarded(digest, self.out)]
         try:
-            sweep.run(bar)
+            sweep.run()
         except KeyboardInterrupt:
             with self.interrupts.quiet():
                 sweep.abort("killed")
@@ -166,6 +185,7 @@ class _Driver:
             bar.close()
         if not report.interrupted:
             sweep.finish()
+            report.verdict = digest.verdict
         with self.interrupts.quiet():  # all is recorded: a Ctrl-C now only waits for Ray to stop
             self._close()
         return report
@@ -184,8 +204,7 @@ class _Driver:
         storage = self.settings.tracking.optuna_storage
         self.lease = ExecutionLease.acquire(storage, execution, spec.name)
         self.execution = execution
-        check_resumable(storage, {study_name(spec, execution, unit, model_spec): (unit.name, model_spec)
-                                  for unit in spec.work_units for model_spec in unit.model_specs})
+        check_resumable(_recorded_spec(tracker, execution), spec)
         driver = self.lease.previous.describe() if self.lease.previous else "a driver"
         reason = f"its driver ({driver}) stopped before ending it; marked KILLED when the sweep was resumed"
         for run_id in tracker.unfinished(experiment_id, execution):
@@ -193,7 +212,8 @@ class _Driver:
 
     def _start(self, experiment_id: str, version: str) -> None:
         """A new execution run, and its lease."""
-        self.execution = _execution(self.tracker, experiment_id, self.spec, version)
+        self.execution = _execution(self.tracker, experiment_id, self.spec, version, self.source,
+                                    self.project_run)
         try:
             self.lease = ExecutionLease.acquire(self.settings.tracking.optuna_storage, self.execution,
                                                 self.spec.name)
@@ -244,21 +264,57 @@ def _interrupt(error: BaseException) -> bool:
     return isinstance(error, KeyboardInterrupt) or (isinstance(error, SystemExit) and error.code == signal.SIGTERM)
 
 
-def _execution(tracker: Tracker, experiment_id: str, spec: WorkSpec, version: str) -> str:
-    """A new execution run (or ``mlflow run``'s own run, if it is in the work spec's experiment)."""
-    tags = {LEVEL: "execution", WORK_SPEC: spec.name, CODE_VERSION: version}
-    project_run = os.environ.get("MLFLOW_RUN_ID")
+def _execution(tracker: RunWriter, experiment_id: str, spec: WorkSpec, version: str, source: str,
+               project_run: str | None) -> str:
+    """A new execution run, named after the work spec and its start (or ``mlflow run``'s own run, if it is in
+    the work spec's experiment)."""
+    tags = {Tag.LEVEL: Level.EXECUTION, Tag.WORK_SPEC: spec.name, Tag.CODE_VERSION: version,
+            **context_tags(source, version)}
     if project_run and tracker.client.get_run(project_run).info.experiment_id == experiment_id:
         run_id = project_run
         tracker.adopt(run_id)
-        tracker.log(run_id, tags=tags)
+        tracker.log(run_id, tags={k: v for k, v in tags.items() if not k.startswith("mlflow.source")})
     else:
-        run_id = tracker.start(experiment_id, spec.name, tags)
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+        run_id = tracker.start(experiment_id, f"{spec.name} {started}", tags)
         if project_run:  # `mlflow run` in another experiment: point its run at this one
-            tracker.log(project_run, tags={"atlas.execution_run_id": run_id, "atlas.experiment_id": experiment_id})
+            tracker.log(project_run, tags={Tag.EXECUTION_RUN: run_id, Tag.EXPERIMENT: experiment_id})
     described = {"search": spec.search.to_dict(), "resources": spec.resources.to_dict(),
                  "max_concurrent": spec.max_concurrent, "seed": spec.seed, "log_models": spec.log_models,
+                 "replicates": spec.replicates, "digest": spec.digest.to_dict(),
                  "n_trials": spec.n_trials, "work_units": [u.name for u in spec.work_units]}
     tracker.log(run_id, params=flat_params({"work_spec": described}))  # prefixed: `mlflow run` logs its own
-    tracker.log_text(run_id, json.dumps(spec.to_dict(), indent=2, default=str), "work_spec.json")
+    tracker.log_text(run_id, json.dumps(spec.to_dict(), indent=2, default=str), WORK_SPEC_ARTIFACT)
     return run_id
+
+
+def _recorded_spec(tracker: RunWriter, execution: str) -> dict | None:
+    """The work spec an execution recorded when it started (``work_spec.json``), or None."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="atlas-spec-") as folder:
+            path = tracker.client.download_artifacts(execution, WORK_SPEC_ARTIFACT, folder)
+            with open(path) as handle:
+                return json.load(handle)
+    except Exception:  # noqa: BLE001 - an execution recorded without it: nothing to compare with
+        return None
+
+
+class _Guarded:
+    """Runs a callback's end of sweep so that its failure is said and recorded, never losing the sweep: every
+    trial is already recorded when the digest is drawn."""
+
+    def __init__(self, callback, out: TextIO) -> None:
+        self.callback, self.out = callback, out
+
+    def __getattr__(self, name: str):
+        return getattr(self.callback, name)
+
+    def sweep_finished(self, sweep: Sweep) -> None:
+        try:
+            self.callback.sweep_finished(sweep)
+        except Exception as error:  # noqa: BLE001 - any failure of the digest: say it, record it, go on
+            text = mask_text(f"{type(error).__name__}: {error}")
+            print(f"warning: the sweep's digest could not be drawn: {text}", file=self.out, flush=True)
+            sweep.writer.log(sweep.execution, tags={Tag.ERROR: f"digest: {text}"[:500]})

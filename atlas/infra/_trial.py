@@ -7,10 +7,8 @@ the :class:`TrialResult` and the sweep goes on.
 
 from __future__ import annotations
 
-import io
 import os
 import socket
-import tarfile
 import tempfile
 import time
 import traceback
@@ -39,6 +37,9 @@ class TrialTask:
             study's finished trials, for the pruner to compare with (a snapshot taken when the trial started).
         featureset: the work unit's FeatureLabelSet, packaged with the model. save_model: package the pyfunc.
         threads: TensorFlow threads for this worker (applied once per process).
+        run_id: the trial's MLflow run (its card is titled with it). replicate: which of the point's seeds.
+        card: draw the trial's baseball card here, in the worker. cost_bps, calendar, interval: as
+            ``atlas.infra.Digest``, for the trading statistics and the card.
     """
 
     work_unit: str
@@ -55,6 +56,19 @@ class TrialTask:
     history: Sequence[Sequence[float]] = ()
     save_model: bool = True
     threads: int = 1
+    run_id: str = ""
+    replicate: int = 0
+    card: bool = False
+    cost_bps: float = 1.0
+    calendar: Any = None
+    interval: str = "1D"
+
+    @property
+    def title(self) -> str:
+        """How a card names the trial: model spec, work unit, trial (and replicate), run id."""
+        replicate = f" (replicate {self.replicate})" if self.replicate else ""
+        return (f"{self.model_spec} in {self.work_unit}, trial {self.number}{replicate}"
+                + (f"; run {self.run_id}" if self.run_id else ""))
 
 
 @dataclass
@@ -71,6 +85,9 @@ class TrialResult:
             folder as an uncompressed tar, or None.
         host, pid, node, gpus: where it ran (the host name, the process, the Ray node id, the GPU ids Ray gave
             its worker).
+        predictions: the test-window and validation-block predictions, a Parquet file's bytes (see
+            ``atlas.stats.Predictions``), for every finished trial. card: its baseball card, a PNG's bytes, when
+            the task asked for it.
     """
 
     work_unit: str
@@ -93,6 +110,8 @@ class TrialResult:
     gpus: list[str] = field(default_factory=list)
     started: float = 0.0
     attempts: int = 1
+    predictions: bytes | None = None
+    card: bytes | None = None
 
 
 def split_validation(n_samples: int, fraction: float, horizon: int) -> tuple[slice, slice]:
@@ -152,7 +171,9 @@ def _train(task: TrialTask, dataset: Any, result: TrialResult) -> None:
     losses = [v for v in result.history.get("val_loss", []) if np.isfinite(v)]
     result.objective = min(losses) if losses else None
     pruned = bool(callbacks) and callbacks[0].pruned
-    result.scores = _scores(model, dataset, x, y, fit_part)
+    if not pruned:
+        evidence = _evidence(model, task, dataset, x[val_part], y[val_part], y[fit_part], val_part)
+        result.scores = _scores(model, dataset, x, y, fit_part) | _digest(task, evidence, result, y[fit_part])
     if task.save_model and not pruned:
         result.model = _package(model, task, dataset)
     result.state = "pruned" if pruned else "finished"
@@ -202,22 +223,69 @@ def _scores(model, dataset, x_train, y_train, fit_part: slice) -> dict[str, floa
     return scores
 
 
+def _evidence(model, task: TrialTask, dataset, x_validation, y_validation, y_fit, val_part: slice):
+    """The trial's predictions on the test window and the validation block, as ``atlas.stats.Predictions``."""
+    import pandas as pd
+
+    from atlas.stats import check_predictions
+
+    raw_train = dataset.raw_train if dataset.raw_train is not None else np.full(len(dataset.y_train), np.nan)
+    raw_test = dataset.raw_test if dataset.raw_test is not None else np.full(len(dataset.y_test), np.nan)
+    parts = []
+    for part, x, y, index, raw in (("validation", x_validation, y_validation, dataset.index_train[val_part],
+                                    raw_train[val_part]),
+                                   ("test", dataset.inputs("test"), dataset.y_test, dataset.index_test, raw_test)):
+        if not len(y):
+            continue
+        frame = pd.DataFrame({"bucket": index, "part": part, "y_true": y, "forward_return": raw})
+        if model.task == "classification":
+            proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+            frame["y_pred"] = proba.argmax(axis=1)
+            for k, name in enumerate(dataset.class_names):
+                frame[f"proba_{name}"] = proba[:, k]
+        else:
+            frame["y_pred"] = np.asarray(model.predict(x), dtype=np.float64).ravel()
+        parts.append(frame)
+    frame = pd.concat(parts, ignore_index=True)
+    if model.task == "classification":
+        majority = int(np.bincount(np.asarray(y_fit), minlength=len(dataset.class_names)).argmax())
+        return check_predictions(frame, class_names=dataset.class_names, bucket_width=task.featureset.bucket,
+                                 horizon=max(1, task.horizon), baseline_class=majority)
+    return check_predictions(frame, task="regression", bucket_width=task.featureset.bucket,
+                             horizon=max(1, task.horizon), train_mean=float(np.mean(y_fit)))
+
+
+def _digest(task: TrialTask, evidence, result: TrialResult, y_fit: np.ndarray) -> dict[str, float]:
+    """The trial's headline statistics on the test window (``test_*``: what MLflow's table and charts show), its
+    significance against its baseline, its stored predictions and, when asked, its card."""
+    from atlas.stats import CRYPTO, card_png, headline_metrics, lift_differential, trial_significance
+
+    calendar = task.calendar or CRYPTO
+    test = evidence.part("test")
+    scores = headline_metrics(evidence, part="test", calendar=calendar, cost_bps=task.cost_bps,
+                              interval=task.interval)
+    significance = trial_significance(lift_differential(evidence, part="test"), horizon=test.horizon,
+                                      seed=task.seed)
+    scores |= {"p_value": significance.p_value, "lift": significance.lift, "lift_ci_low": significance.ci_low,
+               "lift_ci_high": significance.ci_high}
+    if test.task == "classification":  # the baseline's log loss: the training classes' frequencies as forecast
+        counts = np.bincount(np.asarray(y_fit), minlength=test.n_classes).astype(float)
+        prior = (counts + 1) / (counts.sum() + test.n_classes)
+        scores["baseline_log_loss"] = float(-np.log(prior[test.y_true]).mean())
+    result.predictions = evidence.to_bytes()
+    if task.card:
+        result.card = card_png(test, title=task.title, significance=significance, calendar=calendar,
+                               cost_bps=task.cost_bps, interval=task.interval)
+    return {f"test_{name}": value for name, value in scores.items()}
+
+
 def _package(model, task: TrialTask, dataset) -> bytes:
     """The pyfunc model folder as an uncompressed tar: it travels back through Ray, to be logged by the driver."""
     from atlas.models import save_pyfunc
+    from atlas.runs import pack_model
 
     with tempfile.TemporaryDirectory(prefix="atlas-trial-") as staging:
         folder = Path(staging) / "model"
         models = {model.kind: type(model)} if isinstance(task.model, type) else None
         save_pyfunc(folder, model, task.featureset, dataset.transforms, models=models)
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            archive.add(folder, arcname="model")
-        return buffer.getvalue()
-
-
-def unpack_model(data: bytes, into: Path) -> Path:
-    """Unpacks a packaged model into ``into``; returns the model folder."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-        archive.extractall(into, filter="data")
-    return Path(into) / "model"
+        return pack_model(folder)

@@ -25,6 +25,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from atlas.config import Settings
 from atlas.data.buckets import parse_width
 from atlas.data.dataset import apply_transforms, sequence_windows
 from atlas.data.featureset import FeatureLabelSet
@@ -204,7 +205,10 @@ class AtlasPyfunc(mlflow.pyfunc.PythonModel):
         frames = []
         for row in requests.to_dict("records"):
             url = row.get("store_url")
-            store = MarketStore(url) if isinstance(url, str) and url else MarketStore.from_settings()
+            # MLflow calls this adapter in any process: without a store_url, the settings of that process's
+            # environment say where the market is (an entry point, as the commands are)
+            store = MarketStore(url) if isinstance(url, str) and url else MarketStore.from_settings(
+                Settings.from_env())
             with store:
                 frames.append(self.predict_market(row["start"], row["end"], store=store))
         return pd.concat(frames) if len(frames) > 1 else frames[0]

@@ -1,15 +1,20 @@
-"""MLflow records a sweep: an experiment per work spec, a run per execution, a child per work unit, a grandchild
-per trial.
+"""The run writer: how a sweep is recorded in MLflow. An experiment per work spec, a run per execution, a child per
+work unit, a grandchild per trial.
 
 Only the sweep's driver writes to MLflow, through one ``MlflowClient``: workers send their results back, so
 concurrent trials never contend for the default SQLite store. Each trial's parameters, tags and per-epoch
-metrics go in one ``log_batch`` (MLflow splits it within its limits).
+metrics go in one ``log_batch`` (MLflow splits it within its limits). Every run carries the record's schema
+version and MLflow's context tags (who, from what source, at which commit of Atlas).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import os
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -31,29 +36,67 @@ from mlflow.tracking import MlflowClient
 
 from atlas.config import mask_text, mask_url
 from atlas.exceptions import ConfigError
-from atlas.infra._names import check_name, quoted
-
-#: Tag names, in one place; harvest and the stats read them back.
-LEVEL, WORK_SPEC, WORK_UNIT, MODEL_SPEC, TRIAL, STATE = ("atlas.level", "atlas.work_spec", "atlas.work_unit",
-                                                          "atlas.model_spec", "atlas.trial", "atlas.state")
-DATA_HASH, CODE_VERSION, EXECUTION, PARENT, RUN_NAME = ("atlas.data_hash", "atlas.code_version", "atlas.execution",
-                                                        "mlflow.parentRunId", "mlflow.runName")
-ERROR = "atlas.error"
-_STATUS = {"finished": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+from atlas.runs._names import check_name, quoted
+from atlas.runs._tags import SCHEMA_VERSION, STATES, Level, Tag
 
 
 def code_version() -> str:
-    """The git commit of the working tree (with ``-dirty`` when it has changes), else Atlas's version."""
+    """The git commit of the Atlas package that runs (with ``-dirty`` when its tree has changes), wherever the
+    command was started from; else Atlas's version (an installed release)."""
+    import atlas
+
+    folder = os.path.dirname(os.path.abspath(atlas.__file__))
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, check=True)
+        commit = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True)
+        dirty = subprocess.run(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True)
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        import atlas
-
         return f"atlas-{getattr(atlas, '__version__', 'unknown')}"
+
+
+def context_tags(source: str, version: str) -> dict[str, str]:
+    """MLflow's own context tags for a run: the user, the source (the spec file and command), its type, and the
+    git commit of the Atlas package (not of the folder the command ran in)."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    tags = {"mlflow.user": user, "mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
+    if version and not version.startswith("atlas-"):
+        tags["mlflow.source.git.commit"] = version.removesuffix("-dirty")
+    return tags
+
+
+def finite_metrics(values: Mapping[str, float | None]) -> dict[str, float]:
+    """The metrics MLflow can store: numbers that are finite (an infinite likelihood ratio, a NaN AUC of a class
+    the test window lacks, are left out: absent reads better than a made-up number)."""
+    out = {}
+    for name, value in values.items():
+        if value is None or isinstance(value, bool):
+            continue
+        number = float(value)
+        if math.isfinite(number):
+            out[name] = number
+    return out
+
+
+def pack_model(folder: Path) -> bytes:
+    """A pyfunc model folder as an uncompressed tar: how a worker sends a model back to the driver."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.add(folder, arcname="model")
+    return buffer.getvalue()
+
+
+def unpack_model(data: bytes, into: Path) -> Path:
+    """Unpacks :func:`pack_model`'s bytes into ``into``; returns the model folder."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
+        archive.extractall(into, filter="data")
+    return Path(into) / "model"
 
 
 def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -68,8 +111,8 @@ def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return {k: v[:6000] for k, v in out.items()}
 
 
-class Tracker:
-    """The sweep's MLflow client: experiments, nested runs, batched metrics, models, datasets.
+class RunWriter:
+    """The sweep's MLflow client: experiments, nested runs, batched metrics, artifacts, models, datasets.
 
     It keeps the runs it opened (started or reopened) and has not ended, so a sweep that stops at any moment
     ends them all (:meth:`end_open`). ``atomic`` makes a block that a Ctrl-C does not split (the sweep's
@@ -83,6 +126,7 @@ class Tracker:
         self.artifact_root = artifact_root
         self.atomic = atomic
         self.opened: dict[str, None] = {}  # insertion-ordered: the execution first, trials last
+        self.context: dict[str, str] = {}  # MLflow's context tags, on every run started (see context_tags)
 
     def experiment(self, name: str) -> str:
         """The id of the experiment ``name``, created (artifacts under the artifact root) when missing.
@@ -124,11 +168,15 @@ class Tracker:
             raise ConfigError(msg)
         return None if found is None else found.experiment_id
 
-    def start(self, experiment_id: str, name: str, tags: Mapping[str, str], parent: str | None = None) -> str:
-        """A new RUNNING run; ``parent`` nests it."""
-        tags = {RUN_NAME: name, **tags, **({PARENT: parent} if parent else {})}
+    def start(self, experiment_id: str, name: str, tags: Mapping[str, str], parent: str | None = None, *,
+              start_time: float | None = None) -> str:
+        """A new RUNNING run; ``parent`` nests it; ``start_time`` (epoch seconds) when it began, if not now."""
+        tags = {**self.context, Tag.RUN_NAME: name, Tag.SCHEMA: str(SCHEMA_VERSION), **tags,
+                **({Tag.PARENT: parent} if parent else {})}
+        started = None if start_time is None else int(start_time * 1000)
         with self.atomic():
-            run_id = self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+            run_id = self.client.create_run(experiment_id, tags=tags, run_name=name,
+                                            start_time=started).info.run_id
             self.opened[run_id] = None
         return run_id
 
@@ -144,19 +192,20 @@ class Tracker:
 
     def latest_execution(self, experiment_id: str, work_spec: str) -> str | None:
         """The newest execution run of ``work_spec``, or None."""
-        query = f"tags.`{LEVEL}` = 'execution' and tags.`{WORK_SPEC}` = {quoted(work_spec)}"
+        query = f"tags.`{Tag.LEVEL}` = '{Level.EXECUTION}' and tags.`{Tag.WORK_SPEC}` = {quoted(work_spec)}"
         runs = self.client.search_runs([experiment_id], query, order_by=["attributes.start_time DESC"],
                                        max_results=1)
         return runs[0].info.run_id if runs else None
 
     def children(self, experiment_id: str, parent: str) -> dict[str, str]:
         """Run name -> run id of the runs nested directly under ``parent``."""
-        runs = self.client.search_runs([experiment_id], f"tags.`{PARENT}` = {quoted(parent)}", max_results=50000)
-        return {run.data.tags.get(RUN_NAME, run.info.run_name): run.info.run_id for run in runs}
+        runs = self.client.search_runs([experiment_id], f"tags.`{Tag.PARENT}` = {quoted(parent)}",
+                                       max_results=50000)
+        return {run.data.tags.get(Tag.RUN_NAME, run.info.run_name): run.info.run_id for run in runs}
 
     def unfinished(self, experiment_id: str, execution: str) -> list[str]:
         """The RUNNING runs of an execution: the execution's own, its work units' and its trials'."""
-        query = f"tags.`{EXECUTION}` = {quoted(execution)} and attributes.status = 'RUNNING'"
+        query = f"tags.`{Tag.EXECUTION}` = {quoted(execution)} and attributes.status = 'RUNNING'"
         runs = [run.info.run_id for run in self.client.search_runs([experiment_id], query, max_results=50000)]
         if self.client.get_run(execution).info.status == "RUNNING":
             runs.append(execution)
@@ -164,24 +213,28 @@ class Tracker:
 
     def log(self, run_id: str, *, params: Mapping[str, str] = {}, metrics: Mapping[str, float] = {},
             series: Mapping[str, list[float]] = {}, tags: Mapping[str, str] = {}) -> None:
-        """Parameters, final metrics, per-step series and tags in one batch."""
+        """Parameters, final metrics, per-step series and tags in one batch (metrics that are not finite numbers
+        are left out: MLflow cannot compare them)."""
         now = int(time.time() * 1000)
-        rows = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+        rows = [Metric(k, v, now, 0) for k, v in finite_metrics(metrics).items()]
         rows += [Metric(name, float(v), now, step) for name, values in series.items()
-                 for step, v in enumerate(values)]
+                 for step, v in enumerate(values) if v is not None and math.isfinite(v)]
         self.client.log_batch(run_id, metrics=rows, params=[Param(k, str(v)) for k, v in params.items()],
                               tags=[RunTag(k, str(v)[:8000]) for k, v in tags.items()], synchronous=True)
 
-    def end(self, run_id: str, state: str, *, tagged: bool = False, error: str | None = None) -> None:
+    def end(self, run_id: str, state: str, *, tagged: bool = False, error: str | None = None,
+            end_time: float | None = None) -> None:
         """Ends a run: ``finished`` and ``pruned`` as FINISHED, ``failed`` as FAILED, ``killed`` as KILLED
-        (``tagged``: the ``atlas.state`` tag was already logged; ``error``: why, as the ``atlas.error`` tag)."""
+        (``tagged``: the ``atlas.state`` tag was already logged; ``error``: why, as the ``atlas.error`` tag;
+        ``end_time``: when it ended, epoch seconds, if not now)."""
         with self.atomic():
-            tags = {} if tagged else {STATE: state}
+            tags = {} if tagged else {Tag.STATE: state}
             if error:
-                tags[ERROR] = mask_text(error)[:500]
+                tags[Tag.ERROR] = mask_text(error)[:500]
             if tags:
                 self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
-            self.client.set_terminated(run_id, _STATUS[state])
+            ended = None if end_time is None else int(end_time * 1000)
+            self.client.set_terminated(run_id, STATES[state], end_time=ended)
             self.opened.pop(run_id, None)
 
     def end_open(self, state: str, *, error: str | None = None) -> None:
@@ -192,30 +245,44 @@ class Tracker:
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
 
+    def log_bytes(self, run_id: str, data: bytes, path: str) -> None:
+        """An artifact from bytes in memory (a Parquet file, a PNG drawn in a worker), at ``path`` in the run."""
+        with tempfile.TemporaryDirectory(prefix="atlas-artifact-") as staging:
+            local = Path(staging) / Path(path).name
+            local.write_bytes(data)
+            folder = str(Path(path).parent) if Path(path).parent != Path(".") else None
+            self.client.log_artifact(run_id, str(local), folder)
+
     def log_dataset(self, run_id: str, dataset, featureset, store_url: str, context: str = "training") -> None:
-        """The work unit's data as an MLflow dataset input: the set's name and key, the store, the content hash."""
+        """The work unit's data as an MLflow dataset input: the set's name and key, the store, the content hash.
+        ``context`` ``"training"`` describes the training window, ``"testing"`` the test window beside it."""
         from mlflow.data.code_dataset_source import CodeDatasetSource
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.types import ColSpec, Schema
 
-        source = CodeDatasetSource({"featureset": featureset.key, "store": mask_url(store_url),
+        window = "test" if context == "testing" else "train"
+        index = getattr(dataset, f"index_{window}")
+        source = CodeDatasetSource({"featureset": featureset.key, "store": mask_url(store_url), "window": window,
                                     "train": f"{dataset.index_train[0]} .. {dataset.index_train[-1]}",
-                                    "test": f"{dataset.index_test[0]} .. {dataset.index_test[-1]}"})
+                                    "test": f"{dataset.index_test[0]} .. {dataset.index_test[-1]}",
+                                    "samples": str(len(index))})
         schema = Schema([ColSpec("double", name) for name in dataset.feature_names])
-        meta = MetaDataset(source, name=featureset.title or featureset.key, digest=dataset.content_hash[:36],
-                           schema=schema)
+        name = f"{featureset.title or featureset.key}-{window}"
+        meta = MetaDataset(source, name=name, digest=dataset.content_hash[:36], schema=schema)
         self.client.log_inputs(run_id, datasets=[DatasetInput(meta._to_mlflow_entity(),
                                                               [InputTag("mlflow.data.context", context)])])
 
     def log_model(self, run_id: str, experiment_id: str, package: bytes, *, name: str = "model",
-                  tags: Mapping[str, str] | None = None) -> str:
-        """Logs a packaged pyfunc model (from a worker) as the run's logged model; returns its model id."""
+                  tags: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+                  metrics: Mapping[str, float] | None = None) -> str:
+        """Logs a packaged pyfunc model (from a worker) as the run's logged model, named ``name`` (the trial's run
+        name), with the trial's parameters and test metrics linked so MLflow's Models view can rank it; returns
+        its model id."""
         from mlflow.models import Model
 
-        from atlas.infra._trial import unpack_model
-
-        logged = self.client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
-                                                 tags=dict(tags or {}), model_type="atlas")
+        logged = self.client.create_logged_model(
+            experiment_id, name=name, source_run_id=run_id, tags=dict(tags or {}), model_type="atlas",
+            params={k: str(v) for k, v in (params or {}).items()} or None)
         with tempfile.TemporaryDirectory(prefix="atlas-log-") as staging:
             folder = unpack_model(package, Path(staging))
             mlmodel = Model.load(folder / "MLmodel")
@@ -225,4 +292,10 @@ class Tracker:
             self.client.log_model_artifacts(logged.model_id, str(folder))
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        if metrics:  # linked to the model: the Models view shows and sorts them
+            now = int(time.time() * 1000)
+            rows = [Metric(k, v, now, 0, model_id=logged.model_id, run_id=run_id)
+                    for k, v in finite_metrics(metrics).items()]
+            for start in range(0, len(rows), 1000):
+                self.client.log_batch(run_id, metrics=rows[start:start + 1000], synchronous=True)
         return logged.model_id

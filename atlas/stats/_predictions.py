@@ -201,6 +201,20 @@ class Predictions:
         pq.write_table(table, path, compression="zstd")
         return path
 
+    def to_bytes(self) -> bytes:
+        """The Parquet file of :meth:`to_parquet`, in memory (what a worker sends back to the sweep's driver)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="atlas-predictions-") as folder:
+            return self.to_parquet(Path(folder) / "predictions.parquet").read_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Predictions:
+        """Reads :meth:`to_bytes`' file from memory, checking it again."""
+        import pyarrow as pa
+
+        return cls.from_parquet(pa.BufferReader(data))
+
     @classmethod
     def from_parquet(cls, path: str | Path) -> Predictions:
         """Reads a file written by :meth:`to_parquet`, checking it again.

@@ -42,8 +42,10 @@ class SweepVerdict:
     Attributes:
         trials: how many trials were judged (N).
         best_trial: the name of the trial with the largest studentized lift; None if no trial has one.
-        significant: True when the best trial's adjusted p-value is at most ``alpha`` and (where any trial has a
-            Sharpe ratio) its deflated Sharpe ratio is at least ``1 - alpha``.
+        significant: True when the best trial's adjusted p-value (its lift over its baseline, after the
+            family-wise correction over every trial) is at most ``alpha``: the best of the sweep predicts better
+            than luck. Whether trading it survives costs and the number of trials is the deflated Sharpe ratio's
+            question, answered beside it (``tradable``), not folded in.
         message: the verdict in words, with its numbers.
         alpha: the significance level.
         adjustment: ``"romano_wolf"`` or ``"holm"``: whose adjusted p-value decides.
@@ -68,6 +70,12 @@ class SweepVerdict:
     block_length: int
     table: pd.DataFrame
 
+    @property
+    def tradable(self) -> bool:
+        """The best trial's trading returns net of costs beat what the best of N unskilled trials would reach:
+        its deflated Sharpe ratio probability is at least ``1 - alpha``."""
+        return math.isfinite(self.deflated_sharpe) and self.deflated_sharpe >= 1 - self.alpha
+
     def __str__(self) -> str:
         return self.message
 
@@ -75,6 +83,7 @@ class SweepVerdict:
         """Flat numbers for MLflow: ``sweep_trials``, ``sweep_significant`` (1 or 0), ``sweep_adjusted_p`` and
         ``sweep_deflated_sharpe``."""
         return {"sweep_trials": float(self.trials), "sweep_significant": float(self.significant),
+                "sweep_tradable": float(self.tradable),
                 "sweep_adjusted_p": self.adjusted_p_value, "sweep_deflated_sharpe": self.deflated_sharpe}
 
 
@@ -93,7 +102,7 @@ def sweep_significance(differentials: pd.DataFrame, *, horizon: int, returns: pd
         >>> verdict.best_trial, verdict.significant
         ('t7', True)
         >>> str(verdict)
-        "significant after 20 trials: 't7' beats its baseline (lift 0.103, Romano-Wolf p = 0.002 <= 0.05; ..."
+        "significant after 20 trials: 't7' beats its baseline (lift 0.103, Romano-Wolf p = 0.002 <= 0.05); no trial ..."
 
     Args:
         differentials: one column per trial (its name), one row per bucket in time order, aligned on bucket;
@@ -204,24 +213,24 @@ def _judge(table: pd.DataFrame, statistic: np.ndarray, trade_matrix: np.ndarray 
         if math.isfinite(sharpes[best]) and observations > 1:
             dsr = deflated_sharpe_ratio(float(sharpes[best]), n_trials=trials, variance=variance,
                                         observations=observations, skew=skew, kurtosis=kurtosis)
-    lift_ok = adjusted <= alpha
-    sharpe_ok = (not use_sharpe) or (math.isfinite(dsr) and dsr >= 1 - alpha)
-    significant = bool(lift_ok and sharpe_ok)
+    significant = bool(adjusted <= alpha)  # the predictive edge, after every trial tried
+    tradable = use_sharpe and math.isfinite(dsr) and dsr >= 1 - alpha
     who = _ADJUSTMENT_NAMES[adjustment]
     lift = float(table["lift"].iloc[best])
-    p_text = f"{who} p = {adjusted:.3g} {'<=' if lift_ok else '>'} {alpha:g}"
+    p_text = f"{who} p = {adjusted:.3g} {'<=' if significant else '>'} {alpha:g}"
     if not use_sharpe:
-        dsr_text = "no trial has a Sharpe ratio, so the deflated Sharpe ratio is not used"
+        dsr_text = "no trial trades, so no deflated Sharpe ratio"
     elif not math.isfinite(dsr):
-        dsr_text = "its deflated Sharpe ratio is undefined (no finite Sharpe ratio or too few trades)"
+        dsr_text = "trading it: the deflated Sharpe ratio is undefined (no finite Sharpe ratio or too few trades)"
     else:
-        sign = ">=" if dsr >= 1 - alpha else "<"
-        dsr_text = f"deflated Sharpe ratio probability {dsr:.3f} {sign} {1 - alpha:g}"
+        verdict = "beyond luck as a strategy" if tradable else "not proven as a strategy"
+        dsr_text = (f"trading it net of costs: deflated Sharpe ratio probability {dsr:.3f} "
+                    f"{'>=' if tradable else '<'} {1 - alpha:g}, {verdict}")
     if significant:
         message = (f"significant after {trials} {plural}: {name!r} beats its baseline (lift {lift:.3g}, "
-                   f"{p_text}; {dsr_text})")
+                   f"{p_text}); {dsr_text}")
     else:
         message = (f"not distinguishable from luck after {trials} {plural}: the best, {name!r}, has lift "
-                   f"{lift:.3g} ({p_text}; {dsr_text})")
+                   f"{lift:.3g} ({p_text}); {dsr_text}")
     return SweepVerdict(best_trial=name, significant=significant, message=message, adjusted_p_value=adjusted,
                         deflated_sharpe=dsr, expected_max_sharpe=benchmark, **common)

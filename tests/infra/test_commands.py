@@ -13,6 +13,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from atlas.runs import Tag
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
@@ -105,19 +107,19 @@ def test_mlflow_run_trains_a_spec_as_the_project_run(spec_file, environment, swe
     client = MlflowClient(sweep_settings.tracking.mlflow_uri)
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
-    roots = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert len(roots) == 1 and roots[0].data.tags["atlas.level"] == "execution"
+    roots = [r for r in runs if Tag.PARENT not in r.data.tags]
+    assert len(roots) == 1 and roots[0].data.tags[Tag.LEVEL] == "execution"
     assert roots[0].data.tags.get("mlflow.project.entryPoint") == "main" and roots[0].info.status == "FINISHED"
-    unit = next(r for r in runs if r.data.tags.get("atlas.level") == "work_unit")
-    trials = [r for r in runs if r.data.tags.get("atlas.level") == "trial"]
-    assert unit.data.tags["mlflow.parentRunId"] == roots[0].info.run_id
-    assert len(trials) == 2 and all(t.data.tags["mlflow.parentRunId"] == unit.info.run_id for t in trials)
+    unit = next(r for r in runs if r.data.tags.get(Tag.LEVEL) == "work_unit")
+    trials = [r for r in runs if r.data.tags.get(Tag.LEVEL) == "trial"]
+    assert unit.data.tags[Tag.PARENT] == roots[0].info.run_id
+    assert len(trials) == 2 and all(t.data.tags[Tag.PARENT] == unit.info.run_id for t in trials)
 
 
 def test_every_command_has_an_mlproject_entry_point():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
     commands = {" ".join(point["command"].split("atlas ", 1)[1].split()[:2]).split(" {")[0].split(" --")[0]
                 for point in project["entry_points"].values()}
-    assert {"train", "harvest", "data simulate", "data metrics", "data info", "data series", "data import",
-            "featureset build"} <= commands
+    assert {"train", "harvest", "report", "data simulate", "data metrics", "data info", "data series",
+            "data import", "featureset build"} <= commands
     assert project["conda_env"] == "conda.yaml"

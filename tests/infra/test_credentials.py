@@ -142,7 +142,7 @@ def test_a_tracking_server_that_refuses_is_named_without_its_password(tmp_path):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from threading import Thread
 
-    from atlas.infra._tracking import Tracker
+    from atlas.runs import RunWriter
 
     class Refusing(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -158,7 +158,7 @@ def test_a_tracking_server_that_refuses_is_named_without_its_password(tmp_path):
         uri = f"http://atlas:{SECRET}@127.0.0.1:{server.server_port}"
         with pytest.raises(ConfigError, match=r"cannot reach the MLflow tracking store http://atlas:\*\*\*@127.0.0.1:"
                                               r"\d+ \(MLFLOW_TRACKING_URI\): .*403") as raised:
-            Tracker(uri, str(tmp_path / "artifacts")).experiment("secret")
+            RunWriter(uri, str(tmp_path / "artifacts")).experiment("secret")
     finally:
         server.shutdown()
     assert SECRET not in str(raised.value)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from atlas.infra import harvest
+from atlas.runs import Tag
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
@@ -81,7 +82,7 @@ def statuses(settings) -> dict[str, list[str]]:
     """Each level's run statuses."""
     found = {}
     for run in runs(settings):
-        found.setdefault(run.data.tags["atlas.level"], []).append(run.info.status)
+        found.setdefault(run.data.tags[Tag.LEVEL], []).append(run.info.status)
     return {level: sorted(states) for level, states in found.items()}
 
 
@@ -108,15 +109,15 @@ def test_a_sweep_stopped_at_any_moment_leaves_no_running_run_and_one_driver_at_a
     second.kill()
     second.wait()
     assert statuses(sweep_settings) == {"execution": ["RUNNING"], "work_unit": ["RUNNING"], "trial": ["RUNNING"]}
-    orphan = next(r for r in runs(sweep_settings) if r.data.tags["atlas.level"] == "trial")
+    orphan = next(r for r in runs(sweep_settings) if r.data.tags[Tag.LEVEL] == "trial")
 
     # ... until the next resume takes the execution over: it marks them KILLED before it starts Ray; Ctrl-C then
     third = start(spec_file, environment, "ray_init", "--resume")
     before = paused(third)
     assert statuses(sweep_settings) == {"execution": ["KILLED"], "work_unit": ["KILLED"], "trial": ["KILLED"]}
     killed = MlflowClient(sweep_settings.tracking.mlflow_uri).get_run(orphan.info.run_id)
-    assert killed.data.tags["atlas.state"] == "killed"
-    assert f"pid {second.pid}" in killed.data.tags["atlas.error"]
+    assert killed.data.tags[Tag.STATE] == "killed"
+    assert f"pid {second.pid}" in killed.data.tags[Tag.ERROR]
     third.send_signal(signal.SIGINT)
     output = ended(third, before)
     assert_interrupted_once(output, third.returncode)

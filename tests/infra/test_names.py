@@ -10,7 +10,9 @@ from atlas.config import Settings
 from atlas.data import FeatureLabelSet, LogReturns
 from atlas.exceptions import ConfigError
 from atlas.infra import ModelSpec, WorkSpec, WorkUnit, harvest
-from atlas.infra._tracking import EXECUTION, LEVEL, STATE, TRIAL, WORK_SPEC, Tracker
+from atlas.runs import RunWriter, Tag
+
+EXECUTION, LEVEL, STATE, TRIAL, WORK_SPEC = Tag.EXECUTION, Tag.LEVEL, Tag.STATE, Tag.TRIAL, Tag.WORK_SPEC
 
 FLS = FeatureLabelSet(features=[LogReturns().bitstamp().lookback(1)], labels=[LogReturns().bitstamp().lookforward(1)])
 WINDOWS = {"train": ("2024-01-01", "2024-01-05"), "test": ("2024-01-05 01:00", "2024-01-06")}
@@ -42,7 +44,7 @@ def test_safe_names_are_accepted():
 
 def test_an_experiment_name_never_puts_artifacts_outside_the_artifact_root(tmp_path):
     settings = Settings.from_env({"ATLAS_HOME": str(tmp_path / "home")})
-    tracker = Tracker(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
+    tracker = RunWriter(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
     with pytest.raises(ConfigError, match="WorkSpec: name must be"):
         tracker.experiment("../../escaped")
     assert MlflowClient(settings.tracking.mlflow_uri).get_experiment_by_name("../../escaped") is None
@@ -53,7 +55,7 @@ def test_an_experiment_name_never_puts_artifacts_outside_the_artifact_root(tmp_p
 def test_filters_quote_names_and_run_ids_so_a_quote_neither_breaks_nor_widens_a_search(tmp_path):
     settings = Settings.from_env({"ATLAS_HOME": str(tmp_path / "home")})
     client = MlflowClient(settings.tracking.mlflow_uri)
-    tracker = Tracker(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
+    tracker = RunWriter(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
     name = "it's"  # an experiment made by hand, or by an Atlas that accepted any name
     experiment_id = client.create_experiment(name, artifact_location=(tmp_path / "artifacts").as_uri())
     execution = tracker.start(experiment_id, name, {LEVEL: "execution", WORK_SPEC: name})

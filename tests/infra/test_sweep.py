@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from atlas.data import MarketStore
 from atlas.infra import ModelSpec, Search, WorkSpec, harvest, load_spec, ship_by_value, train
-from atlas.infra._harvest import write_results
+from atlas.runs import Tag, write_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 ship_by_value(_scripted)
@@ -65,22 +65,22 @@ def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sw
     assert len({r.pid for r in report.results}) == 2  # two long-lived workers ran all six trials
     client = MlflowClient(sweep_settings.tracking.mlflow_uri)
     runs = client.search_runs([report.experiment_id], max_results=100)
-    by_level = {level: [r for r in runs if r.data.tags.get("atlas.level") == level]
+    by_level = {level: [r for r in runs if r.data.tags.get(Tag.LEVEL) == level]
                 for level in ("execution", "work_unit", "trial")}
     assert [len(by_level[level]) for level in ("execution", "work_unit", "trial")] == [1, 2, 6]
     execution = by_level["execution"][0]
     assert execution.info.run_id == report.execution_run_id and execution.info.status == "FINISHED"
-    units = {r.data.tags["atlas.work_unit"]: r for r in by_level["work_unit"]}
-    assert all(u.data.tags["mlflow.parentRunId"] == execution.info.run_id for u in units.values())
+    units = {r.data.tags[Tag.WORK_UNIT]: r for r in by_level["work_unit"]}
+    assert all(u.data.tags[Tag.PARENT] == execution.info.run_id for u in units.values())
     with MarketStore(sweep_settings.store.url) as store:
         expected_hash = spec.work_units[0].featureset.dataset(*(spec.work_units[0].train, spec.work_units[0].test),
                                                              store=store, classes=spec.work_units[0].classes,
                                                              seed=3).content_hash
     for run in by_level["trial"]:
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        assert tags["mlflow.parentRunId"] == units[tags["atlas.work_unit"]].info.run_id
-        assert tags["atlas.work_spec"] == "nested" and tags["atlas.model_spec"] in ("dnn", "logistic")
-        assert tags["atlas.data_hash"] == expected_hash and tags["atlas.code_version"]
+        assert tags[Tag.PARENT] == units[tags[Tag.WORK_UNIT]].info.run_id
+        assert tags[Tag.WORK_SPEC] == "nested" and tags[Tag.MODEL_SPEC] in ("dnn", "logistic")
+        assert tags[Tag.DATA_HASH] == expected_hash and tags[Tag.CODE_VERSION]
         assert params["fit.epochs"] == "2" and params["model"] in ("dnn_classifier", "logistic_classifier")
         assert 0 <= metrics["test_accuracy"] <= 1 and metrics["best_val_loss"] > 0 and metrics["fit_seconds"] > 0
         history = client.get_metric_history(run.info.run_id, "val_loss")
@@ -88,7 +88,7 @@ def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sw
         assert run.inputs.dataset_inputs[0].dataset.digest == expected_hash[:36]
         assert len(run.outputs.model_outputs) == 1  # log_models="all"
     learning_rates = sorted(r.data.params["learning_rate"] for r in by_level["trial"]
-                            if r.data.tags["atlas.model_spec"] == "dnn" and r.data.tags["atlas.work_unit"] == "first")
+                            if r.data.tags[Tag.MODEL_SPEC] == "dnn" and r.data.tags[Tag.WORK_UNIT] == "first")
     assert learning_rates == ["0.001", "0.01"]
 
     model_id = by_level["trial"][0].outputs.model_outputs[0].model_id
@@ -140,7 +140,7 @@ def test_a_trial_that_raises_is_recorded_failed_with_its_traceback_while_the_oth
     assert report.count("finished") == 2 and report.count("failed") == 2
     failed = next(r for r in trial_runs(sweep_settings, "failing") if r.info.status == "FAILED")
     assert failed.data.params["behaviour"] == "raise"
-    assert "scripted failure" in failed.data.tags["atlas.error"]
+    assert "scripted failure" in failed.data.tags[Tag.ERROR]
     traceback = MlflowClient(sweep_settings.tracking.mlflow_uri).download_artifacts(
         failed.info.run_id, "traceback.txt", str(sweep_settings.home))
     assert "Traceback" in Path(traceback).read_text() and "raises on purpose" in Path(traceback).read_text()
@@ -161,7 +161,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(sweep_settings, tmp_p
     retried = next(r for r in report.results if r.params["behaviour"] == "die_once")
     assert retried.attempts == 2 and marker.exists() and int(marker.read_text()) != retried.pid
     run = next(r for r in trial_runs(sweep_settings, "dying") if r.data.params["behaviour"] == "die_once")
-    assert run.info.status == "FINISHED" and run.data.tags["atlas.attempts"] == "2"
+    assert run.info.status == "FINISHED" and run.data.tags[Tag.ATTEMPTS] == "2"
 
 
 def test_the_median_pruner_stops_trials_whose_validation_loss_is_worse_than_the_median(sweep_settings):
@@ -221,7 +221,7 @@ def test_an_interrupted_sweep_resumes_and_finishes_the_grid_without_duplicates(s
     done_before = [r for r in runs if r.info.status == "FINISHED"]
     assert len(done_before) >= 2 and len(done_before) < 6
     killed = [r for r in runs if r.info.status == "KILLED"]
-    assert all(r.data.tags["atlas.state"] == "killed" for r in killed)
+    assert all(r.data.tags[Tag.STATE] == "killed" for r in killed)
 
     report = train(load_spec(str(spec_file)), settings=sweep_settings, resume=True, progress=False)
 
@@ -251,7 +251,7 @@ def test_a_sweep_runs_across_the_nodes_of_a_two_node_cluster(sweep_settings):
 
     assert report.count("finished") == 4 and report.slots == 2
     assert len({r.node for r in report.results}) == 2
-    assert len({r.data.tags["atlas.node"] for r in trial_runs(sweep_settings, "two_nodes")}) == 2
+    assert len({r.data.tags[Tag.NODE] for r in trial_runs(sweep_settings, "two_nodes")}) == 2
 
 
 def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
@@ -277,7 +277,7 @@ def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
 
     assert report.count("finished") == 4 and report.slots == 4
     assert all(r.gpus == ["0"] for r in report.results) and len({r.pid for r in report.results}) == 4
-    assert {r.data.tags["atlas.gpus"] for r in trial_runs(sweep_settings, "gpus")} == {"0"}
+    assert {r.data.tags[Tag.GPUS] for r in trial_runs(sweep_settings, "gpus")} == {"0"}
 
 
 def test_many_quick_trials_on_the_sqlite_store_never_hit_a_locked_database(sweep_settings):

@@ -1,4 +1,4 @@
-"""harvest and write_results on MLflow stores written as a sweep writes them (``Tracker``), without Ray.
+"""harvest and write_results on MLflow stores written as a sweep writes them (``RunWriter``), without Ray.
 
 One SQLite store per module holds the work spec "grid" twice: an older execution of 4 trials and the latest of
 150, three work units x two model specs, written in a shuffled order, with pruned and failed trials and one
@@ -16,15 +16,17 @@ from sqlalchemy.engine import Engine
 
 from atlas.config import Settings
 from atlas.exceptions import ConfigError
-from atlas.infra import _harvest, harvest
-from atlas.infra._harvest import COLUMNS, write_results
-from atlas.infra._tracking import EXECUTION, LEVEL, MODEL_SPEC, STATE, TRIAL, WORK_SPEC, WORK_UNIT, Tracker
+from atlas.infra import harvest
+from atlas.runs import COLUMNS, RunWriter, Tag, _harvest, write_results
+
+EXECUTION, LEVEL, MODEL_SPEC, STATE, TRIAL, WORK_SPEC, WORK_UNIT = (
+    Tag.EXECUTION, Tag.LEVEL, Tag.MODEL_SPEC, Tag.STATE, Tag.TRIAL, Tag.WORK_SPEC, Tag.WORK_UNIT)
 
 UNITS = ("unit_a", "unit_b", "unit_c")
 SPECS = (("dnn", "dnn_classifier"), ("lstm", "lstm_classifier"))
 
 
-def record_sweep(tracker: Tracker, name: str, trials: int, *, seed: int, running: int | None = None) -> dict:
+def record_sweep(tracker: RunWriter, name: str, trials: int, *, seed: int, running: int | None = None) -> dict:
     """One execution of ``trials`` trial runs over UNITS x SPECS, in a shuffled order; trial ``running`` (an
     index) is started and never ended. Returns the execution's run id and each trial's expected row by run
     id."""
@@ -40,7 +42,7 @@ def record_sweep(tracker: Tracker, name: str, trials: int, *, seed: int, running
         unit, (spec, kind) = cells[index % len(cells)]
         number = int(index) // len(cells)
         tags = {LEVEL: "trial", WORK_SPEC: name, EXECUTION: execution, WORK_UNIT: unit, MODEL_SPEC: spec,
-                TRIAL: str(number), "atlas.model": kind}
+                TRIAL: str(number), Tag.MODEL: kind}
         run_id = tracker.start(experiment_id, f"{unit}.{spec}.{number}", tags, parent=unit_runs[unit])
         row = {"work_unit": unit, "model_spec": spec, "trial": number, "model": kind,
                "work_unit_run_id": unit_runs[unit], "execution_run_id": execution}
@@ -49,10 +51,10 @@ def record_sweep(tracker: Tracker, name: str, trials: int, *, seed: int, running
             continue
         state = {1: "pruned", 2: "failed"}.get(int(index) % 7, "finished")
         losses = [round(float(v), 4) for v in np.sort(rng.uniform(0.3, 0.7, 3))[::-1]]
-        end = {"atlas.host": "host-1", "atlas.node": "10.0.0.1", "atlas.attempts": str(1 + index % 2),
+        end = {Tag.HOST: "host-1", Tag.NODE: "10.0.0.1", Tag.ATTEMPTS: str(1 + index % 2),
                STATE: state}
         if state == "failed":
-            end["atlas.error"] = "ValueError: the loss is NaN"
+            end[Tag.ERROR] = "ValueError: the loss is NaN"
         metrics = {"test_accuracy": round(float(rng.uniform(0.4, 0.7)), 4), "best_val_loss": min(losses),
                    "epochs": len(losses)}
         learning_rate = float(rng.choice([0.001, 0.01]))
@@ -60,7 +62,7 @@ def record_sweep(tracker: Tracker, name: str, trials: int, *, seed: int, running
                     metrics=metrics, series={"loss": losses, "val_loss": losses}, tags=end)
         tracker.end(run_id, state, tagged=True)
         expected[run_id] = {**row, **metrics, "state": state, "attempts": 1 + index % 2, "loss": losses[-1],
-                            "param.learning_rate": str(learning_rate), "error": end.get("atlas.error")}
+                            "param.learning_rate": str(learning_rate), "error": end.get(Tag.ERROR)}
     for run_id in unit_runs.values():
         tracker.end(run_id, "finished")
     tracker.end(execution, "finished")
@@ -78,7 +80,7 @@ def store(tmp_path_factory) -> dict:
     settings = Settings.from_env({"ATLAS_HOME": str(tmp_path_factory.mktemp("harvest") / "home")})
     event.listen(Engine, "connect", no_fsync)
     try:
-        tracker = Tracker(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
+        tracker = RunWriter(settings.tracking.mlflow_uri, settings.tracking.artifact_root)
         older = record_sweep(tracker, "grid", 4, seed=1)
         latest = record_sweep(tracker, "grid", 150, seed=2, running=17)
     finally:
@@ -150,7 +152,7 @@ def test_a_trial_left_running_by_a_dead_driver_is_unfinished(store, results):
 
 
 def test_a_sweep_with_no_trial_recorded_yet_is_harvested(store):
-    tracker = Tracker(store["settings"].tracking.mlflow_uri, store["settings"].tracking.artifact_root)
+    tracker = RunWriter(store["settings"].tracking.mlflow_uri, store["settings"].tracking.artifact_root)
     stalled = record_sweep(tracker, "stalled", 1, seed=3, running=0)
 
     frame = harvest("stalled", settings=store["settings"])
@@ -169,7 +171,7 @@ def test_an_unknown_work_spec_or_an_unknown_format_is_a_config_error(store, resu
 
 def test_write_results_round_trips_through_parquet_and_csv(results, tmp_path):
     parquet = write_results(results, tmp_path / "nested" / "results.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(parquet), results)
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), pd.DataFrame(results), check_frame_type=False)
 
     csv = write_results(results, tmp_path / "results.csv")
     back = pd.read_csv(csv, parse_dates=["start_time", "end_time"])

@@ -71,17 +71,18 @@ def test_trials_without_a_finite_statistic():
     assert verdict.table.loc[finite.index[0], "holm_p"] == pytest.approx(min(1.0, 4 * finite.iloc[0]))
 
 
-def test_without_returns_the_lift_decides_and_a_best_trial_without_a_sharpe_is_no_discovery():
+def test_the_lift_decides_and_trading_is_judged_beside_it():
     rng = np.random.default_rng(4)
     lifts = noise(rng, 5, 3000)
     lifts["t2"] = rng.choice([-1.0, 0.0, 1.0], 3000, p=[0.15, 0.5, 0.35])
     verdict = sweep_significance(lifts, horizon=1, n_boot=300)
     assert verdict.significant and verdict.best_trial == "t2" and math.isnan(verdict.deflated_sharpe)
-    assert "no trial has a Sharpe ratio" in verdict.message
+    assert not verdict.tradable and "no trial trades" in verdict.message
     returns = pd.DataFrame(rng.normal(0, 1e-2, (3000, 5)), columns=lifts.columns)
-    returns["t2"] = 0.0  # the best trial never trades
+    returns["t2"] = 0.0  # the best trial predicts well, and never trades
     verdict = sweep_significance(lifts, horizon=1, returns=returns, n_boot=300)
-    assert not verdict.significant and "deflated Sharpe ratio is undefined" in verdict.message
+    assert verdict.significant and not verdict.tradable
+    assert "deflated Sharpe ratio is undefined" in verdict.message
 
 
 def test_a_sweep_verdict_from_predictions():

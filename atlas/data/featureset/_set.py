@@ -127,7 +127,7 @@ class FeatureLabelSet:
 
     # building ---------------------------------------------------------------------------------------------------
 
-    def build(self, start, end, *, store: MarketStore | None = None, cache: bool = True) -> pd.DataFrame:
+    def build(self, start, end, *, store: MarketStore, cache: bool = True) -> pd.DataFrame:
         """The features and labels for every bucket ``start <= t <= end``, cleaned.
 
         Columns are the canonical names, features first. Cleaning realigns to the range where every column has
@@ -142,13 +142,12 @@ class FeatureLabelSet:
         Args:
             start: the first bucket (UTC; naive text is read as UTC).
             end: the last bucket.
-            store: the market store; the one the settings point at by default.
+            store: the market store (``MarketStore.from_settings(settings)``: the cache lives beside it).
             cache: read and write the cache (when the store has a cache folder).
 
         Raises:
             MissingDataError: a feature needs a series the store lacks; the message says what produces it.
         """
-        store = store or MarketStore.from_settings()
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=self.horizon)
         key = None
         frames = FrameCache(store.cache_folder) if cache and store.cache_folder is not None else None
@@ -171,14 +170,13 @@ class FeatureLabelSet:
             frames.put(key, frame)
         return frame
 
-    def features_frame(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
+    def features_frame(self, start, end, *, store: MarketStore) -> pd.DataFrame:
         """The feature columns only, for every bucket ``start <= t <= end``: what serving computes.
 
         No label is read, so the newest buckets are there too; raw gaps are filled forward by at most
         ``max_interpolate`` buckets as in :meth:`build`, and a value that is still missing stays NaN (the caller
         decides what to do with the row). Never cached: serving wants the newest data.
         """
-        store = store or MarketStore.from_settings()
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=0)
         keys = set().union(*(f.series() for f in self.features))
         data, _ = fill_forward(read_series(store, sorted(keys, key=lambda k: k.name), wide), self.max_interpolate)
@@ -197,9 +195,8 @@ class FeatureLabelSet:
         wide = pd.date_range(rows[0] - before * width, rows[-1] + after * width, freq=width, name="bucket")
         return rows, wide.as_unit("ns")
 
-    def coverage(self, start, end, *, store: MarketStore | None = None) -> pd.DataFrame:
+    def coverage(self, start, end, *, store: MarketStore) -> pd.DataFrame:
         """Per feature and label: buckets in the range, buckets with a value before cleaning, and the fraction."""
-        store = store or MarketStore.from_settings()
         rows, wide = self._grids(start, end, before=self.lookback, after=self.horizon)
         data = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
         out = []
@@ -212,7 +209,7 @@ class FeatureLabelSet:
                         "buckets": len(rows), "present": present, "coverage": present / len(rows)})
         return pd.DataFrame(out)
 
-    def plot_data(self, start, end, *, store: MarketStore | None = None, subplots: bool = True, cache: bool = True):
+    def plot_data(self, start, end, *, store: MarketStore, subplots: bool = True, cache: bool = True):
         """A matplotlib figure of every feature and label over the range: one panel each, or one shared panel.
 
         Returns:
@@ -223,7 +220,7 @@ class FeatureLabelSet:
         frame = self.build(start, end, store=store, cache=cache)
         return plot_frame(frame, self.feature_names, self.label_names, subplots=subplots, title=str(self))
 
-    def dataset(self, train: Sequence, test: Sequence, *, store: MarketStore | None = None, label: str | None = None,
+    def dataset(self, train: Sequence, test: Sequence, *, store: MarketStore, label: str | None = None,
                 scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
                 embargo: int = 0, seed: int = 0, cache: bool = True):
         """Train and test data, leak-free: split by time, purged by the label horizon, fitted on train only.
@@ -258,7 +255,7 @@ class FeatureLabelSet:
                             embargo=embargo, window=window, seed=seed)
 
     def folds(self, start, end, *, n_folds: int, test_size: int, train_size: int | None = None,
-              mode: str = "expanding", store: MarketStore | None = None, label: str | None = None,
+              mode: str = "expanding", store: MarketStore, label: str | None = None,
               scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
               embargo: int = 0, seed: int = 0, cache: bool = True) -> list:
         """Walk-forward datasets over ``start .. end``: test blocks side by side at the end, each trained on rows

@@ -90,10 +90,9 @@ class MarketStore(SeriesAccess):
                 raise StoreError(msg)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> MarketStore:
+    def from_settings(cls, settings: Settings) -> MarketStore:
         """The store that the settings (``ATLAS_STORE_URL``, ``ATLAS_GDS_URL``) point at, caching feature frames
-        under ``$ATLAS_HOME/cache``."""
-        settings = settings or Settings.from_env()
+        under ``$ATLAS_HOME/cache``: ``MarketStore.from_settings(Settings.from_env())``."""
         return cls(settings.store.url, gds_url=settings.store.gds_url, extra_venues=settings.store.extra_venues,
                    cache_folder=settings.home / "cache")
 
