@@ -61,3 +61,17 @@ def test_the_models_block_runs_on_the_example_sets_data(simulated_home):
     exec(compile(python_block_after("### The example set"), "README.md", "exec"), namespace)
     exec(compile(python_block_after("## Models"), "README.md", "exec"), namespace)
     assert namespace["history"].epochs >= 1 and namespace["baseline"].kind == "majority_classifier"
+
+
+def test_the_analysis_console_block_runs_on_a_recorded_sweep(tmp_path, monkeypatch, capsys):
+    from _recorded import record_sweep
+
+    from atlas.config import Settings
+
+    monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    record_sweep(Settings.from_env(), "quickstart", 6, rows=800, seed=2, edge_trials=1, edge=0.15)
+    namespace: dict = {}
+    exec(compile(python_block_after("### The analysis console"), "README.md", "exec"), namespace)
+    assert (tmp_path / "card.png").stat().st_size > 20_000 and len(namespace["pages"]) == 2
+    assert namespace["verdict"].trials == 6 and "after 6 trials" in capsys.readouterr().out

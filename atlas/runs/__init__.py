@@ -32,12 +32,12 @@ __all__ = ["ALLOWED", "CARD_ARTIFACT", "COLUMNS", "FEATURESET_ARTIFACT", "MAX_NA
            "PREDICTIONS_ARTIFACT", "REPORT_ARTIFACT", "SCHEMA_VERSION", "SIGNIFICANCE_ARTIFACT", "STATES",
            "TRACEBACK_ARTIFACT", "WORK_SPEC_ARTIFACT", "Level", "RunWriter", "Tag", "check_name", "code_version",
            "context_tags", "describe_execution", "fetch_artifact", "finite_metrics", "flat_params", "harvest", "pack_model",
-           "probe_tracking", "quoted", "unpack_model", "write_results"]
+           "probe_tracking", "quoted", "read_artifact", "unpack_model", "write_results"]
 
 _LAZY = {name: "atlas.runs._writer" for name in ("RunWriter", "code_version", "context_tags", "finite_metrics",
                                                  "flat_params", "pack_model", "unpack_model")}
 _LAZY |= {name: "atlas.runs._harvest" for name in ("COLUMNS", "describe_execution", "fetch_artifact", "harvest",
-                                                   "write_results")}
+                                                   "read_artifact", "write_results")}
 
 
 def __getattr__(name: str):

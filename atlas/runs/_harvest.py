@@ -8,6 +8,7 @@ the ids that find it again in MLflow (run, work unit run, execution run, logged 
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ from atlas.runs._tags import PREDICTIONS_ARTIFACT, Level, Tag
 #: The leading columns of a Results frame, in order; parameters and metrics follow.
 COLUMNS = ["work_spec", "work_unit", "model_spec", "trial", "replicate", "model", "state", "best_val_loss",
            "run_id", "run_name", "work_unit_run_id", "execution_run_id", "model_id", "start_time", "end_time",
-           "host", "node", "attempts", "data_hash", "code_version", "schema", "error"]
+           "host", "node", "attempts", "data_hash", "code_version", "schema", "error", "artifact_uri"]
 _PAGE = 1000
 
 
@@ -112,12 +113,30 @@ def _row(run) -> dict:
            "end_time": pd.Timestamp(info.end_time, unit="ms", tz="UTC") if info.end_time else pd.NaT,
            "host": tags.get(Tag.HOST), "node": tags.get(Tag.NODE), "attempts": int(tags.get(Tag.ATTEMPTS, 1)),
            "data_hash": tags.get(Tag.DATA_HASH), "code_version": tags.get(Tag.CODE_VERSION),
-           "schema": int(tags.get(Tag.SCHEMA, 1)), "error": tags.get(Tag.ERROR)}
+           "schema": int(tags.get(Tag.SCHEMA, 1)), "error": tags.get(Tag.ERROR),
+           "artifact_uri": info.artifact_uri}
     if row["state"] == "running":  # a driver that died without marking its trials
         row["state"] = "unfinished"
     row.update({f"param.{k}": v for k, v in run.data.params.items()})
     row.update(run.data.metrics)
     return row
+
+
+def read_artifact(tracking_uri: str, run_id: str, path: str, artifact_uri: str | None = None) -> bytes:
+    """The bytes of the artifact ``path`` of run ``run_id``: read in place when the run's artifacts are local
+    files (``artifact_uri``, as harvest gives it: no MLflow round trip), downloaded otherwise.
+
+    Raises:
+        MissingDataError: the run has no such artifact (the message names the run and why).
+    """
+    from urllib.parse import unquote, urlsplit
+
+    if artifact_uri and artifact_uri.startswith("file:"):
+        local = Path(unquote(urlsplit(artifact_uri).path)) / path
+        if local.is_file():
+            return local.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="atlas-artifact-") as folder:
+        return fetch_artifact(tracking_uri, run_id, path, folder).read_bytes()
 
 
 def fetch_artifact(tracking_uri: str, run_id: str, path: str, into: str | Path) -> Path:

@@ -16,7 +16,6 @@ Example (after ``atlas train experiments/quickstart.py``)::
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable, Mapping
 
 import pandas as pd
@@ -73,11 +72,12 @@ class Results(pd.DataFrame):
         """
         cache = self._cache()
         if run_id not in cache:
-            from atlas.runs import PREDICTIONS_ARTIFACT, fetch_artifact
+            from atlas.runs import PREDICTIONS_ARTIFACT, read_artifact
 
-            with tempfile.TemporaryDirectory(prefix="atlas-predictions-") as folder:
-                path = fetch_artifact(self.tracking_uri, run_id, PREDICTIONS_ARTIFACT, folder)
-                cache[run_id] = Predictions.from_bytes(path.read_bytes())
+            rows = self[self["run_id"] == run_id] if "artifact_uri" in self.columns else None
+            where = rows["artifact_uri"].iloc[0] if rows is not None and len(rows) else None
+            cache[run_id] = Predictions.from_bytes(read_artifact(self.tracking_uri, run_id, PREDICTIONS_ARTIFACT,
+                                                                 where))
         value = cache[run_id]
         return Predictions.from_bytes(value) if isinstance(value, bytes) else value
 
