@@ -168,11 +168,18 @@ class Predictions:
             ConfigError: ``name`` is not a part, or the frame has no row of it.
         """
         check_choice("part", name, PARTS)
+        if self.parts == (name,):
+            return self
         rows = self.frame[self.frame["part"] == name]
         if rows.empty:
             msg = f"the predictions have no {name!r} rows; parts present: {list(self.parts)}"
             raise ConfigError(msg)
-        return Predictions(rows, **self.metadata())
+        # the rows of checked predictions are checked already: the same metadata, a fresh index, no second check
+        part = object.__new__(Predictions)
+        for key, value in vars(self).items():
+            object.__setattr__(part, key, value)
+        object.__setattr__(part, "frame", rows.reset_index(drop=True))
+        return part
 
     def metadata(self) -> dict:
         """The metadata as plain JSON values: the keyword arguments of :func:`check_predictions`."""
@@ -304,7 +311,7 @@ def _normalized(frame: pd.DataFrame, task: str, class_names: tuple[str, ...] | N
     n = len(frame)
     buckets = _buckets(frame["bucket"])
     part = frame["part"].astype(str).to_numpy()
-    unknown = sorted(set(np.unique(part)) - set(PARTS))
+    unknown = sorted(set(pd.unique(part)) - set(PARTS))  # a hash of few distinct values, not a sort of strings
     if unknown:
         msg = f"the predictions frame's part column holds {unknown}; each row must be one of {list(PARTS)}"
         raise ConfigError(msg)
