@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/ruff check .
 	@bash scripts/require-services.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
 
 demo: install
 	rm -rf $(DEMO_HOME)
