@@ -119,6 +119,8 @@ class Results(pd.DataFrame):
             if column.startswith("test_"):
                 table[column.removeprefix("test_")] = frame[column]
         table["degenerate"] = table.get("degenerate", pd.Series(0.0, index=table.index)).fillna(0.0) > 0.5
+        if "replicate" in frame.columns and frame["replicate"].nunique() > 1:
+            return _replicates(table, frame)
         return table.reset_index(drop=True)
 
     def significance(self, *, part: str = "test", alpha: float = 0.05, n_boot: int = 1000, seed: int = 0):
@@ -234,6 +236,31 @@ class Results(pd.DataFrame):
                 continue
         pv = sorted(c.removeprefix("pv_") for c in rows.columns if c.startswith("pv_"))
         return tuple(pv) or None
+
+
+def _replicates(table: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point of a sweep with replicates: the mean of its seeds' metrics, and a label with how
+    many seeds and the spread (standard deviation) of their accuracy (or RMSE)."""
+    varying = [c for c in frame.columns if c.startswith("param.") and c not in ("param.seed", "param.replicate")
+               and frame[c].nunique(dropna=False) > 1]
+    keys = ["work_unit", "model_spec", *varying]
+    table = table.join(frame[varying]) if varying else table
+    numeric = [c for c in table.columns if c not in keys and pd.api.types.is_numeric_dtype(table[c])
+               and c not in ("trial", "degenerate")]
+    rows = []
+    for point, group in table.groupby(keys, dropna=False, sort=False):
+        row = group[numeric].mean(numeric_only=True).to_dict()
+        spread_of = "accuracy" if "accuracy" in group else "rmse"
+        spread = group[spread_of].std(ddof=1) if spread_of in group and len(group) > 1 else math.nan
+        values = dict(zip(keys, point if isinstance(point, tuple) else (point,), strict=True))
+        described = " ".join(f"{k.removeprefix('param.')}={values[k]}" for k in varying)
+        row["work_unit"], row["model_spec"] = values["work_unit"], values["model_spec"]
+        row["trial"], row["run_id"] = int(group["trial"].min()), group["run_id"].iloc[0]
+        row["degenerate"] = bool(group["degenerate"].any())
+        row["label"] = (f"{values['model_spec']} {described} · {len(group)} seeds · {spread_of} sd "
+                        f"{spread:.3f}").replace("  ", " ")
+        rows.append(row)
+    return pd.DataFrame(rows).reset_index(drop=True)
 
 
 def _title(row: pd.Series) -> str:

@@ -97,3 +97,23 @@ def test_the_report_renders_every_image_in_a_real_browser(recorded, tmp_path):
     subprocess.run(["chromium", *flags, "--window-size=1400,1800", f"--screenshot={shot}", output.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_replicates_are_shown_as_one_row_per_grid_point_with_their_spread():
+    import pandas as pd
+
+    from atlas.stats import Results, overview
+
+    rows = []
+    for point, rate in enumerate((0.001, 0.01, 0.1)):
+        for replicate in (0, 1):
+            rows.append({"work_unit": "u", "model_spec": "dnn", "trial": 2 * point + replicate,
+                         "run_id": f"run{point}{replicate}", "state": "finished", "replicate": replicate,
+                         "best_val_loss": 0.69 - 0.01 * point, "test_accuracy": 0.5 + 0.01 * point + 0.002 * replicate,
+                         "param.learning_rate": str(rate), "param.seed": str(7 + replicate)})
+    table = Results(pd.DataFrame(rows)).overview_table()
+    assert len(table) == 3 and list(table["accuracy"].round(4)) == [0.501, 0.511, 0.521]  # the seeds' mean
+    assert all("2 seeds" in label and "accuracy sd 0.001" in label for label in table["label"])
+    assert "learning_rate=0.1" in table["label"].iloc[2]
+    figure = overview(table, class_names=["down", "up"], title="replicated")[0]
+    assert any("2 seeds" in text.get_text() for ax in figure.axes for text in ax.texts + ax.get_yticklabels())

@@ -180,6 +180,9 @@ def levels(values: np.ndarray, column: Column) -> np.ndarray:
 
 
 def _row_label(row: pd.Series, rank: int) -> str:
+    label = row.get("label")
+    if isinstance(label, str) and label:  # the caller's own (a grid point's replicates, aggregated)
+        return style.plain(f"{rank}. {label}", 64)
     spec = row.get("model_spec")
     trial = row.get("trial")
     run = row.get("run_id")
