@@ -49,3 +49,38 @@ class ScriptedClassifier(MajorityClassifier):
             if any(callback(epoch, {"loss": losses[-1], "val_loss": losses[-1]}) for callback in callbacks):
                 return History({"loss": losses, "val_loss": list(losses)}, stopped="callback")
         return History({"loss": losses, "val_loss": list(losses)})
+
+
+class RidgeClassifier(MajorityClassifier):
+    """A two-class linear classifier fitted in closed form (ridge regression on -1/+1 targets, NumPy only): as good
+    as a logistic model at finding a lead-lag sign, in a millisecond, so a test can train 50 of them quickly."""
+
+    kind = "ridge_classifier"
+    baseline = False
+    summary = "a test double: ridge regression on -1/+1 targets, a sigmoid of its score as probabilities"
+    parameters: ClassVar[dict[str, Param]] = {"l2": number_param(1.0, "the ridge penalty, per sample", low=0.0)}
+
+    def fit(self, x, y, *, validation=None, callbacks=(), **_) -> History:
+        import numpy as np
+
+        self._state = self.learn(np.asarray(y))
+        x = np.asarray(x, dtype=np.float64)
+        target = np.where(np.asarray(y) == 1, 1.0, -1.0)
+        gram = x.T @ x + self.params["l2"] * len(x) * np.eye(x.shape[1])
+        self._state["weights"] = np.linalg.solve(gram, x.T @ target).tolist()
+        losses = {}
+        for prefix, part in (("", (x, y)), ("val_", validation)):
+            if part is not None and len(part[0]):
+                proba = self.predict_proba(part[0])[np.arange(len(part[1])), np.asarray(part[1])]
+                losses[f"{prefix}loss"] = [float(-np.log(np.clip(proba, 1e-7, 1)).mean())]
+        return History(losses)
+
+    def predict_proba(self, x):
+        import numpy as np
+
+        score = np.asarray(x, dtype=np.float64) @ np.asarray(self._state["weights"])
+        up = 1 / (1 + np.exp(-4 * score))
+        return np.column_stack([1 - up, up]).astype(np.float32)
+
+    def predict(self, x):
+        return self.predict_proba(x).argmax(axis=1)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import os
 
+import _scripted
 import numpy as np
 import pytest
+from _scripted import RidgeClassifier
 from conftest import next_minute_unit
 from mlflow.tracking import MlflowClient
 
 from atlas.config import Settings
 from atlas.data import MarketSimulator, MarketStore, MetricPipeline, SimulatorConfig
-from atlas.infra import Digest, ModelSpec, WorkSpec, harvest, train
+from atlas.infra import Digest, ModelSpec, WorkSpec, harvest, ship_by_value, train
 from atlas.runs import (
     CARD_ARTIFACT,
     OVERVIEW_ARTIFACT,
@@ -24,7 +26,8 @@ from atlas.runs import (
 )
 from atlas.stats import Predictions
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_b")]  # a second group: two local Rays at once
+ship_by_value(_scripted)  # the workers get the test's model class itself
 
 
 @pytest.fixture(scope="session")
@@ -39,19 +42,17 @@ def noise_market(tmp_path_factory) -> str:
     return url
 
 
-def fifty_logistic_models() -> WorkSpec:
-    """50 cheap trials: a grid of 25 penalties x 2 learning rates of small logistic classifiers."""
-    spec = ModelSpec("logistic", "logistic_classifier",
-                     {"l2": [round(float(v), 6) for v in np.linspace(0.0, 0.02, 25)], "learning_rate": [0.05, 0.1]},
-                     fit={"epochs": 8, "patience": None})
+def fifty_linear_models() -> WorkSpec:
+    """50 cheap trials: a grid of 50 penalties of a linear classifier fitted in closed form (tests/infra/_scripted)."""
+    spec = ModelSpec("ridge", RidgeClassifier, {"l2": [round(float(v), 6) for v in np.geomspace(1e-4, 1.0, 50)]})
     return WorkSpec("fifty", [next_minute_unit("itbit", spec)], seed=3, log_models=0, digest=Digest(cards=0))
 
 
 def test_fifty_trials_on_noise_are_luck_and_on_a_planted_signal_a_discovery(sweep_settings, noise_market, tmp_path):
     """End to end on the simulator: the verdict over 50 trials calls noise luck and the planted signal real."""
     noise = Settings.from_env({"ATLAS_HOME": str(tmp_path / "noise"), "ATLAS_STORE_URL": noise_market})
-    on_noise = train(fifty_logistic_models(), settings=noise, progress=False)
-    on_signal = train(fifty_logistic_models(), settings=sweep_settings, progress=False)
+    on_noise = train(fifty_linear_models(), settings=noise, progress=False)
+    on_signal = train(fifty_linear_models(), settings=sweep_settings, progress=False)
     assert on_noise.count("finished") == on_signal.count("finished") == 50
     assert not on_noise.verdict.significant
     assert str(on_noise.verdict).startswith("not distinguishable from luck after 50 trials")

@@ -24,7 +24,7 @@ from atlas.runs import Tag
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray_b")]  # a second group: two local Rays at once
 
 
 @pytest.fixture
