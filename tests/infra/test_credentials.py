@@ -52,7 +52,7 @@ def spec_file(tmp_path) -> Path:
         sys.path.insert(0, {str(HERE)!r})
         import _scripted
         from conftest import next_minute_unit
-        from atlas.infra import ModelSpec, WorkSpec, ship_by_value
+        from atlas.infra import Digest, ModelSpec, WorkSpec, ship_by_value
         ship_by_value(_scripted)
         SPEC = WorkSpec("secret", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier,
                                                                    {{"loss": [1.0, 2.0]}}))], log_models=1)

@@ -36,10 +36,11 @@ def spec_file(tmp_path) -> Path:
         sys.path.insert(0, {str(HERE)!r})
         import _hooks, _scripted
         from conftest import next_minute_unit
-        from atlas.infra import ModelSpec, WorkSpec, ship_by_value
+        from atlas.infra import Digest, ModelSpec, WorkSpec, ship_by_value
         ship_by_value(_scripted)
         SPEC = WorkSpec("lifecycle", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier,
-                        {{"loss": [1.0, 2.0, 3.0], "epochs": 2}}))], max_concurrent=1, log_models=0)
+                        {{"loss": [1.0, 2.0, 3.0], "epochs": 2}}))], max_concurrent=1, log_models=0,
+                        digest=Digest(cards=0))
         _hooks.install(os.environ.get("HOOK"))
     """))
     return path

@@ -24,11 +24,12 @@ from conftest import next_minute_unit
 from mlflow.tracking import MlflowClient
 
 from atlas.data import MarketStore
-from atlas.infra import ModelSpec, Search, WorkSpec, harvest, load_spec, ship_by_value, train
+from atlas.infra import Digest, ModelSpec, Search, WorkSpec, harvest, load_spec, ship_by_value, train
 from atlas.runs import Tag, write_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 ship_by_value(_scripted)
+NO_CARDS = Digest(cards=0)  # these trials' cards are not under test here (tests/infra/test_digest.py draws them)
 
 
 def scripted(name: str, **params) -> ModelSpec:
@@ -118,7 +119,7 @@ def test_a_sweep_records_every_trial_nested_under_its_work_unit_and_execution(sw
 
 
 def test_seeded_sweeps_reproduce_and_each_grid_point_runs_once(sweep_settings):
-    spec = WorkSpec("seeded", [next_minute_unit()], seed=11, log_models=0)
+    spec = WorkSpec("seeded", [next_minute_unit()], seed=11, log_models=0, digest=NO_CARDS)
     first = train(spec, settings=sweep_settings, progress=False)
     second = train(spec, settings=sweep_settings, progress=False)
 
@@ -134,7 +135,7 @@ def test_seeded_sweeps_reproduce_and_each_grid_point_runs_once(sweep_settings):
 
 def test_a_trial_that_raises_is_recorded_failed_with_its_traceback_while_the_others_finish(sweep_settings):
     spec = WorkSpec("failing", [next_minute_unit("u", scripted("s", behaviour=["train", "raise"], loss=[1.0, 2.0]))],
-                    log_models=0)
+                    log_models=0, digest=NO_CARDS)
     report = train(spec, settings=sweep_settings, progress=False)
 
     assert report.count("finished") == 2 and report.count("failed") == 2
@@ -154,7 +155,7 @@ def test_a_trial_that_raises_is_recorded_failed_with_its_traceback_while_the_oth
 def test_a_killed_worker_is_replaced_and_its_trial_retried(sweep_settings, tmp_path):
     marker = tmp_path / "died"
     spec = WorkSpec("dying", [next_minute_unit("u", scripted("s", behaviour=["die_once", "train"],
-                                                                marker=str(marker)))], log_models=0)
+                                                                marker=str(marker)))], log_models=0, digest=NO_CARDS)
     report = train(spec, settings=sweep_settings, progress=False)
 
     assert report.count("finished") == 2
@@ -166,7 +167,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(sweep_settings, tmp_p
 
 def test_the_median_pruner_stops_trials_whose_validation_loss_is_worse_than_the_median(sweep_settings):
     spec = WorkSpec("pruned", [next_minute_unit("u", scripted("s", loss=[1.0, 1.1, 1.2, 5.0, 6.0], epochs=6))],
-                    search=Search("grid", pruner="median"), max_concurrent=1, log_models=0)
+                    search=Search("grid", pruner="median"), max_concurrent=1, log_models=0, digest=NO_CARDS)
     report = train(spec, settings=sweep_settings, progress=False)
 
     states = {r.params["loss"]: (r.state, len(r.history["val_loss"])) for r in report.results}
@@ -197,11 +198,11 @@ def test_an_interrupted_sweep_resumes_and_finishes_the_grid_without_duplicates(s
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import _scripted
         from conftest import next_minute_unit
-        from atlas.infra import ModelSpec, WorkSpec, ship_by_value
+        from atlas.infra import Digest, ModelSpec, WorkSpec, ship_by_value
         ship_by_value(_scripted)
         SPEC = WorkSpec("slow", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier,
                         {{"loss": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "epochs": 2, "seconds": 0.75}}))],
-                        max_concurrent=1, log_models=0)
+                        max_concurrent=1, log_models=0, digest=Digest(cards=0))
     """))
     environment = {**os.environ, "ATLAS_HOME": str(sweep_settings.home), "ATLAS_STORE_URL": sweep_settings.store.url,
                    "PYTHONUNBUFFERED": "1"}
@@ -244,7 +245,7 @@ def test_a_sweep_runs_across_the_nodes_of_a_two_node_cluster(sweep_settings):
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         spec = WorkSpec("two_nodes", [next_minute_unit("u", scripted("s", loss=[1.0, 2.0, 3.0, 4.0], seconds=0.5))],
-                        log_models=0)
+                        log_models=0, digest=NO_CARDS)
         report = train(spec, settings=sweep_settings, address=cluster.address, progress=False)
     finally:
         cluster.shutdown()
@@ -265,9 +266,10 @@ def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 1, "include_dashboard": False})
     try:
         spec = WorkSpec("gpus", [next_minute_unit("u", scripted("s", loss=[1.0, 2.0, 3.0, 4.0], seconds=0.5))],
-                        resources=Resources(cpu=0.5, gpu=0.25), log_models=0)
+                        resources=Resources(cpu=0.5, gpu=0.25), log_models=0, digest=NO_CARDS)
         report = train(spec, settings=sweep_settings, address=cluster.address, progress=False)
-        greedy = WorkSpec("greedy", spec.work_units, resources=Resources(cpu=1, gpu=2), log_models=0)
+        greedy = WorkSpec("greedy", spec.work_units, resources=Resources(cpu=1, gpu=2), log_models=0,
+                          digest=NO_CARDS)
         with pytest.raises(ConfigError, match="needs 1 CPU and 2 GPU, but the Ray cluster has 2.0 CPU and 1.0 GPU"):
             train(greedy, settings=sweep_settings, address=cluster.address, progress=False)
     finally:
@@ -282,7 +284,7 @@ def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
 
 def test_many_quick_trials_on_the_sqlite_store_never_hit_a_locked_database(sweep_settings):
     spec = WorkSpec("quick", [next_minute_unit("u", scripted("s", loss=[1.0 + i / 10 for i in range(24)], epochs=2))],
-                    log_models=0)
+                    log_models=0, digest=NO_CARDS)
     report = train(spec, settings=sweep_settings, progress=False)
 
     assert report.count("finished") == 24
@@ -303,6 +305,6 @@ def test_a_work_unit_without_data_in_its_windows_is_named_in_the_error(sweep_set
 def test_resuming_with_nothing_to_resume_says_so(sweep_settings):
     from atlas.exceptions import ConfigError
 
-    spec = WorkSpec("never_run", [next_minute_unit("u", scripted("s"))], log_models=0)
+    spec = WorkSpec("never_run", [next_minute_unit("u", scripted("s"))], log_models=0, digest=NO_CARDS)
     with pytest.raises(ConfigError, match="nothing to resume.*run without --resume"):
         train(spec, settings=sweep_settings, resume=True, progress=False)
