@@ -55,6 +55,7 @@ __all__ = [
     "MODELS",
     "STOP_REASONS",
     "TASKS",
+    "ARTIFACT_FORMAT",
     "AtlasPyfunc",
     "DataShape",
     "DenseNetwork",
@@ -70,6 +71,7 @@ __all__ = [
     "LogisticClassifier",
     "LstmClassifier",
     "LstmRegressor",
+    "ModelArtifact",
     "MajorityClassifier",
     "Model",
     "NoChangeRegressor",
@@ -86,6 +88,7 @@ __all__ = [
     "compile_predictor",
     "configure",
     "describe",
+    "load_artifact",
     "load_model",
     "log_pyfunc",
     "make_model",
@@ -95,14 +98,16 @@ __all__ = [
 ]
 
 
-_PACKAGING = {"AtlasPyfunc": "atlas.models._pyfunc", "save_pyfunc": "atlas.models._packaging",
-              "log_pyfunc": "atlas.models._packaging"}
+_LAZY = {"AtlasPyfunc": "atlas.models._pyfunc", "save_pyfunc": "atlas.models._packaging",
+         "log_pyfunc": "atlas.models._packaging", "ModelArtifact": "atlas.models._artifact",
+         "ARTIFACT_FORMAT": "atlas.models._artifact", "load_artifact": "atlas.models._fetch"}
 
 
 def __getattr__(name: str):
-    """MLflow packaging loads on first use: importing atlas.models stays free of mlflow and TensorFlow."""
-    if name in _PACKAGING:
+    """The artifact and MLflow packaging load on first use: importing atlas.models stays free of mlflow,
+    TensorFlow and the feature set machinery."""
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_PACKAGING[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'atlas.models' has no attribute {name!r}")

@@ -21,6 +21,7 @@ from atlas.data.dataset import (
     FittedScaler,
     Scaler,
     Split,
+    Transforms,
     apply_transforms,
     balance,
     make_dataset,
@@ -78,8 +79,8 @@ def test_changing_only_test_data_leaves_every_fitted_transform_unchanged():
     changed_train.iloc[10, changed_train.columns.get_indexer(["x1", "x2"])] = [40.0, -30.0]
     changed_train.iloc[:100, changed_train.columns.get_loc("ret")] += 0.01
     moved = build(changed_train)
-    assert moved.transforms["scaler"]["center"] != base.transforms["scaler"]["center"]
-    assert moved.transforms["labels"]["cut_points"] != base.transforms["labels"]["cut_points"]
+    assert moved.transforms.scaler.center != base.transforms.scaler.center
+    assert moved.transforms.labels.cut_points != base.transforms.labels.cut_points
 
 
 def test_scaler_and_cut_points_are_the_training_rows_statistics():
@@ -87,11 +88,11 @@ def test_scaler_and_cut_points_are_the_training_rows_statistics():
     ds = build(frame)
     train_rows = frame.loc[ds.index_train]  # the training rows after the purge
     assert len(train_rows) == 400 - 3  # the last 3 training rows' labels read into the test window
-    scaler = ds.transforms["scaler"]
-    assert scaler["center"][:2] == pytest.approx(train_rows[["x1", "x2"]].mean().tolist(), rel=1e-12)
-    assert scaler["scale"][:2] == pytest.approx(train_rows[["x1", "x2"]].std(ddof=0).tolist(), rel=1e-12)
+    scaler = ds.transforms.scaler
+    assert scaler.center[:2] == pytest.approx(train_rows[["x1", "x2"]].mean().tolist(), rel=1e-12)
+    assert scaler.scale[:2] == pytest.approx(train_rows[["x1", "x2"]].std(ddof=0).tolist(), rel=1e-12)
     cut_points = np.quantile(train_rows["ret"], [0.33, 0.67])
-    assert ds.transforms["labels"]["cut_points"] == pytest.approx(cut_points, rel=1e-12)
+    assert ds.transforms.labels.cut_points == pytest.approx(cut_points, rel=1e-12)
     assert np.bincount(ds.y_train).tolist() == [131, 135, 131]  # 33% / 34% / 33% of 397 training labels
 
 
@@ -393,7 +394,7 @@ def test_sequence_windows_are_views_that_end_at_their_row():
 def test_make_dataset_keeps_the_planted_relation_row_by_row():
     frame = synthetic_frame()
     ds = build(frame, labels=ClassLabels("sign"))
-    scaler = FittedScaler.from_dict(ds.transforms["scaler"])
+    scaler = ds.transforms.scaler
     zero = -scaler.center[0] / scaler.scale[0]  # where raw x1 = 0 lands after scaling
     for X_part, y_part in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
         np.testing.assert_array_equal(y_part, (X_part[:, 0] > zero).astype(int))  # the label is sign(x1) at t
@@ -416,14 +417,17 @@ def test_regression_labels_stay_numbers():
 def test_transforms_round_trip_and_rebuild_test_inputs_exactly():
     frame = synthetic_frame()
     ds = build(frame, scaling="robust")
-    transforms = json.loads(json.dumps(ds.transforms))
-    assert transforms == ds.transforms
-    assert FittedScaler.from_dict(transforms["scaler"]).to_dict() == ds.transforms["scaler"]
-    assert FittedClassLabels.from_dict(transforms["labels"]).to_dict() == ds.transforms["labels"]
+    transforms = json.loads(json.dumps(ds.transforms.to_dict()))
+    assert Transforms.from_dict(transforms) == ds.transforms and transforms == ds.transforms.to_dict()
+    assert FittedScaler.from_dict(transforms["scaler"]) == ds.transforms.scaler
+    assert FittedClassLabels.from_dict(transforms["labels"]) == ds.transforms.labels
     serving_frame = frame.loc[ds.index_test, ["ret", "flat", "x2", "x1"]]  # other columns, other order
     rebuilt = apply_transforms(serving_frame, transforms)
     assert rebuilt.dtype == np.float32
     np.testing.assert_array_equal(rebuilt, ds.X_test)
+    np.testing.assert_array_equal(apply_transforms(serving_frame, ds.transforms), ds.X_test)
+    ticks = np.stack([ds.transforms.inputs(row) for row in serving_frame[list(ds.feature_names)].to_numpy()])
+    np.testing.assert_array_equal(ticks, ds.X_test)  # one tick at a time: the same bits
     with pytest.raises(ConfigError, match=r"no column 'x2' \(did you mean 'x_2'\?\)"):
         apply_transforms(frame.rename(columns={"x2": "x_2"}), transforms)
 

@@ -190,7 +190,7 @@ def test_changing_only_test_data_leaves_every_fitted_transform_unchanged(store):
     # and changing training data does change them
     values = store.read_series("bitstamp_btc_usd.1min.bid_strength_s0").loc["2024-01-01 02:00":"2024-01-01 10:00"]
     store.write_series({"bitstamp_btc_usd.1min.bid_strength_s0": values * 3})
-    assert fls.dataset(train, test, store=store, classes=classes).transforms["scaler"] != before.transforms["scaler"]
+    assert fls.dataset(train, test, store=store, classes=classes).transforms.scaler != before.transforms.scaler
 
 
 def test_dataset_is_purged_by_the_horizon_and_windows_are_views(store):
@@ -263,7 +263,8 @@ def test_a_saved_set_and_its_transforms_rebuild_identical_inputs(store):
     fls = example_set()
     data = fls.dataset(("2024-01-01 01:00", "2024-01-01 20:00"), ("2024-01-01 20:05", "2024-01-02 06:00"),
                        store=store, classes=ClassLabels("sign"))
-    saved = json.loads(json.dumps({"set": fls.to_dict(), "transforms": data.transforms}))  # as a model carries them
+    carried = {"set": fls.to_dict(), "transforms": data.transforms.to_dict()}  # as a model carries them
+    saved = json.loads(json.dumps(carried))
     again = FeatureLabelSet.from_dict(saved["set"])
     frame = again.build(data.index_test[0], data.index_test[-1], store=store, cache=False)
     rebuilt = apply_transforms(frame.loc[data.index_test], saved["transforms"])

@@ -1,4 +1,5 @@
-"""The MLflow pyfunc model: logged with its set and transforms, loaded in a fresh process, fed frames or market data."""
+"""The MLflow pyfunc model: logged from code with its artifact folder, loaded in a fresh process, fed frames or market
+data."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import atlas
 from atlas.data import (
     FeatureLabelSet,
     InterExchangeSpread,
@@ -184,7 +186,7 @@ def test_a_logged_dense_model_predicts_the_same_in_a_fresh_process_without_tenso
     assert child.returncode == 0, child.stderr[-3000:]
     report = json.loads(child.stdout.strip().splitlines()[-1])
     assert report["imported"] == []  # the NumPy path: no TensorFlow, Keras, Ray, Optuna or matplotlib
-    assert "/code/atlas/" in report["atlas"]  # the Atlas the model was saved with (code_paths)
+    assert report["atlas"] == atlas.__file__  # the installed Atlas: the model carries no copy of it
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out.parquet"), out)
 
 
@@ -193,10 +195,13 @@ def test_the_artifacts_signature_and_requirements(tracking, market, classifier):
     with mlflow.start_run(experiment_id=tracking):
         info = log_pyfunc(classifier, fls, data.transforms)
     folder = Path(mlflow.artifacts.download_artifacts(info.model_uri))
-    atlas_folder = next(folder.glob("artifacts/*"))
+    atlas_folder = folder / "artifacts" / "atlas"
     assert FeatureLabelSet.from_dict(json.loads((atlas_folder / "featureset.json").read_text())) == fls
-    assert json.loads((atlas_folder / "transforms.json").read_text()) == data.transforms
+    assert json.loads((atlas_folder / "transforms.json").read_text()) == data.transforms.to_dict()
     meta = json.loads((atlas_folder / "meta.json").read_text())
+    assert meta["format"] == 1 and meta["model_class"] is None  # a model of the zoo
+    assert (folder / "_pyfunc_model.py").is_file() and not (folder / "code").exists()  # models from code
+    assert not list(folder.rglob("*.pkl"))
     assert (meta["task"], meta["class_names"], meta["feature_names"], meta["label"], meta["window"]) == (
         "classification", ["down", "flat", "up"], fls.feature_names, fls.label_names[0], None)
     assert meta["fast_path"] == "numpy" and (atlas_folder / "dense.npz").exists()
@@ -204,6 +209,7 @@ def test_the_artifacts_signature_and_requirements(tracking, market, classifier):
         classifier.predict_proba(data.X_test[:5]))
 
     requirements = (folder / "requirements.txt").read_text()
+    assert requirements.startswith(f"gryphon-atlas=={atlas.__version__}\n")
     assert "mlflow==" in requirements and "numpy==" in requirements and "pandas==" in requirements
     assert not any(name in requirements for name in ("tensorflow", "keras", "ray", "optuna", "matplotlib"))
     signature = info.signature
@@ -249,8 +255,9 @@ def test_a_windowed_model_predicts_once_per_complete_window(market, tmp_path):
     np.testing.assert_allclose(tick.filter(like="p_").to_numpy(), expected[-3:], atol=1e-5)
     one = loaded.unwrap_python_model().predict_one(raw.iloc[-10:].to_numpy())
     np.testing.assert_allclose(one, tick.iloc[-1, 1:].to_numpy(dtype=float), rtol=1e-12)
-    meta = json.loads(next((tmp_path / "lstm" / "artifacts").glob("*/meta.json")).read_text())
+    meta = json.loads((tmp_path / "lstm" / "artifacts" / "atlas" / "meta.json").read_text())
     assert meta["fast_path"] == "graph" and meta["needs_tensorflow"]
+    assert meta["model_class"] == f"{TinyClassifier.__module__}:TinyClassifier"  # imported at load, not pickled
     assert "tensorflow" in (tmp_path / "lstm" / "requirements.txt").read_text()
     with pytest.raises(ConfigError, match="a window of 10 rows needs at least 10 rows with every feature, got 9"):
         loaded.predict(raw.iloc[:9])

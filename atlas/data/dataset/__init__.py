@@ -8,7 +8,8 @@ The simple use is :func:`make_dataset`; its parts can be used alone:
 * :func:`train_test_split` and :func:`walk_forward` give positions of purged, embargoed splits;
 * :func:`balance` under- or oversamples training rows, or weights them;
 * :func:`sequence_windows` gives windows for recurrent and convolutional models as views, not copies;
-* :func:`apply_transforms` rebuilds a model's inputs at serving time from a :class:`Dataset`'s ``transforms``.
+* :class:`Transforms` (a :class:`Dataset`'s ``transforms``) rebuilds a model's inputs at serving time with
+  ``Transforms.inputs``; :func:`apply_transforms` does the same from their JSON form.
 """
 
 from atlas.data.dataset._balance import BALANCE_METHODS, balance
@@ -23,7 +24,7 @@ from atlas.data.dataset._labels import (
 )
 from atlas.data.dataset._scaling import SCALING_METHODS, FittedScaler, Scaler
 from atlas.data.dataset._splits import WALK_FORWARD_MODES, Split, purge, train_test_split, walk_forward
-from atlas.data.dataset._transforms import apply_transforms
+from atlas.data.dataset._transforms import Transforms, apply_transforms
 from atlas.data.dataset._windows import sequence_windows, window_targets
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "FittedScaler",
     "Scaler",
     "Split",
+    "Transforms",
     "apply_transforms",
     "balance",
     "default_class_names",

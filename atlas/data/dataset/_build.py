@@ -13,7 +13,7 @@ from atlas.data.dataset._dataset import Dataset
 from atlas.data.dataset._labels import LABEL_METHODS, ClassLabels
 from atlas.data.dataset._scaling import Scaler
 from atlas.data.dataset._splits import train_test_split
-from atlas.data.dataset._transforms import model_inputs
+from atlas.data.dataset._transforms import Transforms
 from atlas.exceptions import ConfigError
 
 
@@ -62,8 +62,8 @@ def make_dataset(frame: pd.DataFrame, *, features: list[str], label: str, train:
         seed: the seed of the random balancing.
 
     Returns:
-        A :class:`Dataset`; its ``transforms`` rebuild the inputs at serving time with
-        :func:`apply_transforms`.
+        A :class:`Dataset`; its ``transforms`` (:class:`Transforms`) rebuild the inputs at serving time with
+        ``transforms.inputs(frame)``.
 
     Raises:
         ConfigError: a missing column, a label among the features, an unknown method, windows that overlap or
@@ -107,10 +107,10 @@ def make_dataset(frame: pd.DataFrame, *, features: list[str], label: str, train:
 
     fitted_scaler = scaler.fit(parts["train"][features])
     fitted_labels = labels.fit(parts["train"][label])
-    transforms = {"scaler": fitted_scaler.to_dict(), "labels": fitted_labels.to_dict(), "window": window}
+    transforms = Transforms(fitted_scaler, fitted_labels, window)
     built = {}
     for name, part in parts.items():
-        rows = model_inputs(part[features], fitted_scaler)
+        rows = transforms.inputs(part[features])
         y = fitted_labels.transform(part[label])
         y = y.to_numpy(np.int64) if fitted_labels.class_names is not None else y.to_numpy(np.float32)
         warmup = (window or 1) - 1

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from atlas.data.dataset._common import check_count, check_method
+from atlas.data.dataset._transforms import Transforms
 from atlas.data.dataset._windows import sequence_windows
 from atlas.exceptions import ConfigError
 
@@ -45,9 +46,8 @@ class Dataset:
         label_name: the label column.
         class_names: the classes' names, lowest class number first; None for regression.
         sample_weight: training sample weights (``balance="class_weights"``), or None.
-        transforms: the fitted transforms as plain JSON values,
-            ``{"scaler": ..., "labels": ..., "window": ...}``; :func:`apply_transforms` rebuilds inputs with
-            them.
+        transforms: the fitted :class:`Transforms` (scaler, class cut points, window), or None when built by
+            hand without them; ``transforms.inputs(frame)`` rebuilds inputs, ``to_dict()`` gives plain JSON.
         window: the sequence length, or None for row inputs.
         raw_train: the label column's own values behind ``y_train`` (float64, before they became classes): for
             a return label, the realized forward return each sample's label stands for, which trading statistics
@@ -64,7 +64,7 @@ class Dataset:
     label_name: str
     class_names: tuple[str, ...] | None = None
     sample_weight: np.ndarray | None = None
-    transforms: dict = field(default_factory=dict)
+    transforms: Transforms | None = None
     window: int | None = None
     raw_train: np.ndarray | None = None
     raw_test: np.ndarray | None = None
@@ -79,11 +79,10 @@ class Dataset:
             set_("class_names", tuple(str(c) for c in self.class_names))
         if self.window is not None:
             set_("window", check_count("window", self.window, minimum=1))
-        try:
-            set_("transforms", json.loads(json.dumps(self.transforms, allow_nan=False)))  # a detached copy
-        except (TypeError, ValueError) as error:
-            msg = f"Dataset transforms must be plain JSON (dicts, lists, strings, finite numbers): {error}"
-            raise ConfigError(msg) from None
+        if isinstance(self.transforms, dict) and not self.transforms:
+            set_("transforms", None)  # the old default: no transforms
+        elif self.transforms is not None:
+            set_("transforms", Transforms.from_dict(self.transforms))  # a dict (JSON) reads back as Transforms
         y_dtype = np.int64 if self.class_names is not None else np.float32
         for part in PARTS:
             rows = _frozen(getattr(self, f"rows_{part}"), np.float32)
@@ -183,7 +182,7 @@ class Dataset:
                   for name, a in arrays.items()}
         header = {"feature_names": list(self.feature_names), "label_name": self.label_name,
                   "class_names": None if self.class_names is None else list(self.class_names),
-                  "window": self.window, "transforms": self.transforms,
+                  "window": self.window, "transforms": {} if self.transforms is None else self.transforms.to_dict(),
                   "time_zones": [str(self.index_train.tz), str(self.index_test.tz)],
                   "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()]}
         digest = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())

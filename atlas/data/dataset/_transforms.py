@@ -1,31 +1,157 @@
-"""Model inputs from raw feature values: one code path for training and serving."""
+"""Model inputs from raw feature values: one code path for training and serving.
+
+:class:`Transforms` is what a :class:`Dataset` fitted on its training rows (the scaler, the class cut points, the
+window); its :meth:`Transforms.inputs` is the one place raw feature values become model inputs, for a whole frame
+(training, batch prediction) and for one tick (serving) alike.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from atlas.data.dataset._common import check_columns
+from atlas.data.dataset._common import check_columns, check_count
+from atlas.data.dataset._labels import FittedClassLabels
 from atlas.data.dataset._scaling import FittedScaler
 from atlas.exceptions import ConfigError
 
 
-def model_inputs(frame: pd.DataFrame, scaler: FittedScaler) -> np.ndarray:
-    """Scaled feature rows as a C-ordered float32 array (rows, features): the path of training and serving.
+@dataclass(frozen=True)
+class Transforms:
+    """The transforms fitted on a dataset's training rows: what turns raw feature values into model inputs.
 
-    Scaling runs in float64 and the result is rounded once to float32: the same raw values give the same bits.
+    Example:
+        >>> from atlas.data.dataset import Scaler
+        >>> train = pd.DataFrame({"a": [1.0, 3.0]})  # mean 2, standard deviation 1
+        >>> transforms = Transforms(Scaler("zscore").fit(train))
+        >>> transforms.inputs(pd.DataFrame({"a": [2.0, 4.0], "other": [0, 0]})).tolist()
+        [[0.0], [2.0]]
+        >>> transforms.inputs(np.array([4.0])).tolist()  # one tick: values in feature order
+        [2.0]
+        >>> Transforms.from_dict(transforms.to_dict()) == transforms
+        True
+
+    Attributes:
+        scaler: the scaler fitted on the training features; its columns are the model's inputs, in order.
+        labels: the class cut points fitted on the training labels (method ``"none"`` for regression), or None.
+        window: rows per sequence window, or None for row inputs.
+
+    Raises:
+        ConfigError: a scaler that is not a :class:`FittedScaler`, labels that are not
+            :class:`FittedClassLabels`, or a window below 1.
     """
-    check_columns("model inputs", scaler.columns, frame.columns)
-    scaled = scaler.transform(frame[list(scaler.columns)])
-    return np.ascontiguousarray(scaled.to_numpy(dtype=np.float64), dtype=np.float32)
+
+    scaler: FittedScaler
+    labels: FittedClassLabels | None = None
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scaler, FittedScaler):
+            msg = (f"Transforms.scaler must be a FittedScaler (Scaler(...).fit(train)), "
+                   f"got {type(self.scaler).__name__}")
+            raise ConfigError(msg)
+        if self.labels is not None and not isinstance(self.labels, FittedClassLabels):
+            msg = (f"Transforms.labels must be FittedClassLabels (ClassLabels(...).fit(y_train)) or None, "
+                   f"got {type(self.labels).__name__}")
+            raise ConfigError(msg)
+        if self.window is not None:
+            object.__setattr__(self, "window", check_count("window", self.window, minimum=1))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The feature columns the scaler was fitted on, in the order of the model's inputs."""
+        return self.scaler.columns
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The classes' names, lowest class number first; None for regression (or no labels)."""
+        return None if self.labels is None else self.labels.class_names
+
+    @cached_property
+    def _center(self) -> np.ndarray:
+        return np.asarray(self.scaler.center, dtype=np.float64)
+
+    @cached_property
+    def _scale(self) -> np.ndarray:
+        return np.asarray(self.scaler.scale, dtype=np.float64)
+
+    def inputs(self, values: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Scaled inputs as a C-ordered float32 array: the path of training and serving.
+
+        Scaling runs in float64 and the result is rounded once to float32, so the same raw values give the same
+        bits whether they come as a frame of many rows or as one tick.
+
+        Args:
+            values: a DataFrame of raw feature values, one column per feature by name (extra columns are
+                ignored), giving (rows, features); or an array whose last axis holds the features in
+                :attr:`feature_names` order (one row, or a window of rows), giving the same shape. NaN stays NaN.
+
+        Raises:
+            ConfigError: a missing feature column, a non-numeric column, an infinite value, or an array whose
+                last axis is not the features.
+        """
+        if isinstance(values, pd.DataFrame):
+            check_columns("model inputs", self.scaler.columns, values.columns)
+            raw = self.scaler._values(values[list(self.scaler.columns)])  # checked: numeric, finite or NaN
+        else:
+            try:
+                raw = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                msg = f"model inputs must be numbers, got {type(values).__name__} that cannot be read as floats"
+                raise ConfigError(msg) from None
+            if raw.ndim == 0 or raw.shape[-1] != len(self.scaler.columns):
+                msg = (f"model inputs need the {len(self.scaler.columns)} features {list(self.scaler.columns)} "
+                       f"on the last axis, got an array of shape {raw.shape}")
+                raise ConfigError(msg)
+            if np.isinf(raw).any():
+                msg = "model inputs: an infinite feature value; replace infinities (division by zero?) first"
+                raise ConfigError(msg)
+        return np.ascontiguousarray((raw - self._center) / self._scale, dtype=np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: ``{"scaler": ..., "labels": ..., "window": ...}`` (what runs have always logged)."""
+        return {"scaler": self.scaler.to_dict(), "labels": None if self.labels is None else self.labels.to_dict(),
+                "window": self.window}
+
+    @classmethod
+    def from_dict(cls, values: Any) -> Transforms:
+        """The transforms :meth:`to_dict` wrote, read back from JSON; a :class:`Transforms` passes through.
+
+        Older forms load too: ``labels`` None or absent, ``window`` absent.
+
+        Raises:
+            ConfigError: ``values`` is not a dict with a ``"scaler"``, or a part does not read back.
+        """
+        if isinstance(values, Transforms):
+            return values
+        if not isinstance(values, dict) or not isinstance(values.get("scaler"), dict):
+            msg = ("transforms must be a dataset's transforms: a Transforms, or a dict with a 'scaler' "
+                   f"(Dataset.transforms.to_dict()), got {type(values).__name__}")
+            raise ConfigError(msg)
+        labels = values.get("labels")
+        try:
+            return cls(FittedScaler.from_dict(values["scaler"]),
+                       None if labels is None else FittedClassLabels.from_dict(labels), values.get("window"))
+        except (KeyError, TypeError) as error:
+            msg = f"transforms do not read back: {type(error).__name__} {error}; log them with to_dict()"
+            raise ConfigError(msg) from None
 
 
-def apply_transforms(frame: pd.DataFrame, transforms: dict) -> np.ndarray:
+def model_inputs(frame: pd.DataFrame, scaler: FittedScaler) -> np.ndarray:
+    """Scaled feature rows as a C-ordered float32 array (rows, features): ``Transforms(scaler).inputs(frame)``."""
+    return Transforms(scaler).inputs(frame)
+
+
+def apply_transforms(frame: pd.DataFrame, transforms: Transforms | dict) -> np.ndarray:
     """Rebuilds model inputs at serving time from raw feature values and a dataset's ``transforms``.
 
     The result is identical, bit for bit, to the dataset's rows for the same raw rows. Extra columns in
     ``frame`` are ignored; missing values stay NaN (the caller decides what to do with such rows). For a
-    windowed model, take the windows of the result with ``sequence_windows(rows, transforms["window"])``; the
+    windowed model, take the windows of the result with ``sequence_windows(rows, transforms.window)``; the
     last window ends at the newest row.
 
     Example:
@@ -37,18 +163,15 @@ def apply_transforms(frame: pd.DataFrame, transforms: dict) -> np.ndarray:
 
     Args:
         frame: rows of raw feature values, one column per feature (by name), in time order.
-        transforms: ``Dataset.transforms``, possibly read back from JSON.
+        transforms: ``Dataset.transforms`` (a :class:`Transforms`), or its dict form read back from JSON.
 
     Raises:
         ConfigError: ``transforms`` has no scaler, or ``frame`` lacks a feature column.
     """
-    if not isinstance(transforms, dict) or not isinstance(transforms.get("scaler"), dict):
-        msg = "apply_transforms needs a dataset's transforms: a dict with a 'scaler' (Dataset.transforms)"
-        raise ConfigError(msg)
     if not isinstance(frame, pd.DataFrame):
         msg = f"apply_transforms needs a DataFrame of raw feature values, got {type(frame).__name__}"
         raise ConfigError(msg)
-    return model_inputs(frame, FittedScaler.from_dict(transforms["scaler"]))
+    return Transforms.from_dict(transforms).inputs(frame)
 
 
-__all__ = ["apply_transforms", "model_inputs"]
+__all__ = ["Transforms", "apply_transforms", "model_inputs"]

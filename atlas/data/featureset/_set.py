@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -12,6 +12,7 @@ from atlas.data.buckets import parse_width
 from atlas.data.features import Feature, check_inputs, check_labels, feature_from_dict
 from atlas.data.featureset._cache import FrameCache
 from atlas.data.featureset._frame import BuildReport, clean, fill_forward, grid, read_series
+from atlas.data.series import SeriesKey
 from atlas.data.store import MarketStore
 from atlas.data.timestamps import utc_timestamp
 from atlas.exceptions import ConfigError
@@ -118,8 +119,18 @@ class FeatureLabelSet:
                    labels=[feature_from_dict(f) for f in values["labels"]],
                    max_interpolate=values.get("max_interpolate", 2), title=values.get("title"))
 
-    def _feature_series(self) -> set[str]:
-        return {key.name for f in self.features for key in f.series()}
+    def feature_series(self) -> list[SeriesKey]:
+        """The metric series the features read (labels left out), by name: what a live runner must hold."""
+        return sorted(set().union(*(f.series() for f in self.features)), key=lambda k: k.name)
+
+    @property
+    def history(self) -> int:
+        """Buckets of raw series a feature row needs before it: the features' lookback plus ``max_interpolate``.
+
+        A value filled forward at ``t - lookback`` may come from ``max_interpolate`` buckets before that, so a
+        caller holding this many past buckets, and the row's own, computes the row (:meth:`compute_features`).
+        """
+        return max(f.footprint.lookback for f in self.features) + self.max_interpolate
 
     def series(self) -> set:
         """The metric series the set reads."""
@@ -159,10 +170,9 @@ class FeatureLabelSet:
             if hit is not None:
                 return hit
         raw = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
-        inputs, filled = fill_forward({k: raw[k] for k in self._feature_series() if k in raw}, self.max_interpolate)
-        columns = {f.name: f.compute({**raw, **inputs}, index=wide) for f in self.features}
-        columns |= {f.name: f.compute(raw, index=wide) for f in self.labels}
-        frame = pd.DataFrame(columns, index=wide).loc[rows[0]:rows[-1]]
+        features, filled = self._features(raw, wide)
+        labels = pd.DataFrame({f.name: f.compute(raw, index=wide) for f in self.labels}, index=wide)
+        frame = pd.concat([features, labels], axis=1).loc[rows[0]:rows[-1]]
         frame, report = clean(frame, filled)
         frame.index.freq = None  # as it reads back from the cache
         frame.attrs["report"] = report.to_dict()
@@ -178,12 +188,54 @@ class FeatureLabelSet:
         decides what to do with the row). Never cached: serving wants the newest data.
         """
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=0)
-        keys = set().union(*(f.series() for f in self.features))
-        data, _ = fill_forward(read_series(store, sorted(keys, key=lambda k: k.name), wide), self.max_interpolate)
-        frame = pd.DataFrame({f.name: f.compute(data, index=wide) for f in self.features}, index=wide)
+        frame = self.compute_features(read_series(store, self.feature_series(), wide), wide)
         frame = frame.loc[rows[0]:rows[-1]]
         frame.index.freq = None
         return frame
+
+    def compute_features(self, series: Mapping[str, pd.Series | Sequence[float]],
+                         index: pd.DatetimeIndex) -> pd.DataFrame:
+        """The feature columns for every bucket of ``index``, from raw metric series on that grid: the one code
+        path of :meth:`build`, :meth:`features_frame` and a live model runner.
+
+        Gaps in the series are filled forward by at most ``max_interpolate`` buckets, then each feature is
+        computed; a value still missing stays NaN. A row's values depend on that row and the :attr:`history`
+        buckets before it only, so a live runner holding ``history + 1`` buckets of each of
+        :meth:`feature_series` computes the row that training computed for the same bucket.
+
+        Example:
+            >>> from atlas.data.features import LogReturns
+            >>> fls = FeatureLabelSet(features=[LogReturns().bitstamp().lookback(1)],
+            ...                       labels=[LogReturns().bitstamp().lookforward(1)], max_interpolate=1)
+            >>> fls.history, [key.name for key in fls.feature_series()]
+            (2, ['bitstamp_btc_usd.1min.midpoint'])
+            >>> index = pd.date_range("2024-01-01", periods=3, freq="1min", tz="UTC")
+            >>> row = fls.compute_features({"bitstamp_btc_usd.1min.midpoint": [100.0, None, 101.0]}, index)
+            >>> round(float(row.iloc[-1, 0]), 6)  # 100 filled forward into the gap, then log(101 / 100)
+            0.00995
+
+        Args:
+            series: metric series by series name (:attr:`SeriesKey.name`), each a Series on ``index`` or one
+                value per bucket of it (NaN where missing); series no feature reads are ignored.
+            index: a complete UTC grid of this set's buckets; its first :attr:`history` buckets are history.
+
+        Returns:
+            A frame on ``index``, one column per feature (:attr:`feature_names`), NaN where undefined.
+
+        Raises:
+            MissingDataError: a feature needs a series that ``series`` lacks; the message says what produces it.
+            ConfigError: a series is not on ``index``, or ``index`` is not a complete grid of the set's buckets.
+        """
+        return self._features(series, index)[0]
+
+    def _features(self, series: Mapping, index: pd.DatetimeIndex) -> tuple[pd.DataFrame, int]:
+        """The feature frame and the count of values filled forward."""
+        names = {key.name for key in self.feature_series()}
+        data = {name: values if isinstance(values, pd.Series) else pd.Series(values, index=index, dtype=float)
+                for name, values in series.items() if name in names}
+        data, filled = fill_forward(data, self.max_interpolate)
+        frame = pd.DataFrame({f.name: f.compute(data, index=index) for f in self.features}, index=index)
+        return frame, filled
 
     def _grids(self, start, end, *, before: int, after: int) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
         """The buckets asked for, and the wider grid the computation reads (``before``/``after`` buckets more)."""

@@ -10,19 +10,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from atlas.data.buckets import bucket_floor, bucket_labels, parse_width, width_name
+from atlas.data.buckets import bucket_floor, parse_width, width_name
 from atlas.data.exchanges import Exchange
+from atlas.data.metrics._bucketing import TICK_CONTEXT, TRADE_METRICS, BookSnapshots, bucket_metrics
 from atlas.data.metrics._orderbook import book_metrics
-from atlas.data.metrics._trades import tick_rule, trade_metrics
 from atlas.data.orderbooks import BookBatch
 from atlas.data.series import SeriesKey
 from atlas.data.store import MarketStore
-from atlas.data.store._market import first_rule, trade_problems, volume_problems
 from atlas.data.timestamps import utc_timestamp
-from atlas.exceptions import ConfigError, DataValidationError, MissingDataError
-
-#: How far back the tick rule looks for the last price before a chunk.
-_TICK_CONTEXT = pd.Timedelta("1h")
+from atlas.exceptions import ConfigError, MissingDataError
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ class MetricPipeline:
         """The metrics each exchange gets, in order."""
         empty = BookBatch.from_levels(pd.DatetimeIndex([], tz="UTC"), [], [])
         names = list(book_metrics(empty, depths=self.depths, slippages=self.slippages))
-        return [*names, "volume", "vwap", "trade_count", "buy_volume", "sell_volume", "exchange_volume"]
+        return [*names, *TRADE_METRICS, "exchange_volume"]
 
     def run(self, exchanges: Iterable[str] | None = None, *, start=None, end=None,
             progress: bool = False) -> list[PipelineReport]:
@@ -209,84 +205,19 @@ class MetricPipeline:
                               skipped, stamp(0), stamp(-1), time.perf_counter() - began)
 
     def _compute(self, exchange: Exchange, grid: np.ndarray):
+        """Reads one chunk's data from the store and buckets it (:func:`bucket_metrics` holds the rules)."""
         lo, hi = pd.Timestamp(int(grid[0]), tz="UTC"), pd.Timestamp(int(grid[-1]), tz="UTC")
         since = lo - self.staleness - pd.Timedelta(1, "ns")
         ids, times = self.store.read_orderbook_times(exchange, since, hi)
-        sampled, parsed, books_bad = self._sample_books(ids, times.asi8, grid)
-        bad = {f"orderbook.{rule}": count for rule, count in books_bad.items()}
-        trades = self.store.read_trades(exchange, lo - self.width - _TICK_CONTEXT, hi)
-        # a GDS database read in place may hold what Atlas's importers refuse (a NULL or text price): skipped, and
-        # counted once: by the chunk whose buckets hold it, not as the context the next chunk reads before its own
-        problems = trade_problems(trades["price"].to_numpy(), trades["volume"].to_numpy(), None)
-        broken, _ = first_rule(problems, len(trades))
-        if broken.any():
-            own = (trades["timestamp"] > lo - self.width).to_numpy()
-            _, counts = first_rule({rule: mask & own for rule, mask in problems.items()}, len(trades))
-            bad |= {f"trade.{rule}": count for rule, count in counts.items()}
-            trades = trades.loc[~broken]
-        price = trades["price"].to_numpy()
-        flows = trade_metrics(bucket_labels(trades["timestamp"].array.asi8, self.width), price,
-                              trades["volume"].to_numpy(), tick_rule(price), grid)
-        alive = ~np.isnan(sampled.get("midpoint", np.full(len(grid), np.nan))) | (flows["trade_count"] > 0)
-        for metric in flows:
-            flows[metric] = np.where(alive, flows[metric], np.nan)
-        volume = self.store.read_exchange_volume(exchange, since, hi)
-        broken = np.zeros(len(volume), dtype=bool)
-        own = volume.index > lo - self.width
-        for rule, mask, _ in volume_problems(volume.to_numpy()):
-            if (mask & own).any():
-                bad[f"exchange_volume.{rule}"] = int((mask & own).sum())
-            broken |= mask
-        volume = volume[~broken]
-        position = self._sample_positions(volume.index.asi8, grid)
-        reported = np.where(position >= 0, volume.to_numpy()[np.maximum(position, 0)], np.nan) if len(volume) \
-            else np.full(len(grid), np.nan)
+        books = BookSnapshots(times.as_unit("ns").asi8,
+                              lambda positions: self.store.read_orderbook_sides(ids[positions]))
+        values, bad, parsed = bucket_metrics(
+            grid, width=self.width, books=books, staleness=self.staleness, depths=self.depths,
+            slippages=self.slippages, trades=self.store.read_trades(exchange, lo - self.width - TICK_CONTEXT, hi),
+            exchange_volume=self.store.read_exchange_volume(exchange, since, hi))
         index = pd.DatetimeIndex(grid, tz="UTC")
-        series = {**sampled, **flows, "exchange_volume": reported}
-        values = {SeriesKey(exchange, self.bucket, metric): pd.Series(v, index=index) for metric, v in series.items()}
-        return values, len(times), parsed, bad
-
-    def _sample_positions(self, times: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        """For each bucket end, the position of the last observation at or before it and fresh enough, or -1."""
-        position = np.searchsorted(times, grid, side="right") - 1
-        fresh = position >= 0
-        fresh[fresh] = times[position[fresh]] >= grid[fresh] - self.staleness.value
-        return np.where(fresh, position, -1)
-
-    def _sample_books(self, ids: np.ndarray, times: np.ndarray, grid: np.ndarray):
-        """Reads and parses only the snapshots that buckets sample; a bad one is replaced by the one before it."""
-        alive = np.ones(len(times), dtype=bool)
-        bad: dict[str, int] = {}
-        sides: dict[int, tuple] = {}
-        while True:
-            kept = np.flatnonzero(alive)
-            position = self._sample_positions(times[kept], grid)
-            chosen, slot = np.unique(kept[position[position >= 0]], return_inverse=True)
-            missing = [i for i in ids[chosen].tolist() if i not in sides]
-            if missing:
-                sides |= dict(zip(missing, zip(*self.store.read_orderbook_sides(missing))))
-            texts = [sides[i] for i in ids[chosen].tolist()]
-            try:
-                books = BookBatch.from_json(pd.DatetimeIndex(times[chosen], tz="UTC"),
-                                            [t[0] for t in texts], [t[1] for t in texts])
-            except DataValidationError as error:
-                alive[chosen[error.row]] = False
-                bad[error.rule] = bad.get(error.rule, 0) + 1
-                continue
-            invalid = books.invalid_rows()
-            if invalid.empty:
-                break
-            alive[chosen[invalid.index.to_numpy()]] = False
-            for rule, count in invalid.value_counts().items():
-                bad[rule] = bad.get(rule, 0) + int(count)
-        metrics = book_metrics(books, depths=self.depths, slippages=self.slippages)
-        has = position >= 0
-        sampled = {}
-        for metric, values in metrics.items():
-            full = np.full(len(grid), np.nan)
-            full[has] = values[slot]
-            sampled[metric] = full
-        return sampled, len(chosen), bad
+        series = {SeriesKey(exchange, self.bucket, metric): pd.Series(v, index=index) for metric, v in values.items()}
+        return series, len(times), parsed, bad
 
 
 def _stored(name: str) -> Exchange:
