@@ -87,6 +87,7 @@ def main() -> None:
 
 from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wait for a command to run)
 from atlas.commands.featureset import featureset  # noqa: E402
+from atlas.commands.promote import models, promote, rollback  # noqa: E402
 from atlas.commands.report import report  # noqa: E402
 from atlas.commands.train import harvest, train  # noqa: E402
 
@@ -95,6 +96,9 @@ main.add_command(featureset)
 main.add_command(train)
 main.add_command(harvest)
 main.add_command(report)
+main.add_command(promote)
+main.add_command(rollback)
+main.add_command(models)
 
 # MLflow draws a progress bar for every artifact it downloads (a report fetches a dozen): not on Atlas's console
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -21,8 +21,11 @@ ALLOWED = {
     "atlas.models": {"atlas.config", "atlas.exceptions", "atlas.data"},
     "atlas.stats": {"atlas.config", "atlas.exceptions", "atlas.data", "atlas.runs"},
     "atlas.infra": {"atlas.config", "atlas.exceptions", "atlas.data", "atlas.models", "atlas.runs", "atlas.stats"},
+    # promotion: scores challengers with the digest's statistics; serving only reads the aliases it moves
+    "atlas.registry": {"atlas.config", "atlas.exceptions", "atlas.data", "atlas.models", "atlas.runs",
+                       "atlas.stats"},
     "atlas.commands": {"atlas", "atlas.config", "atlas.exceptions", "atlas.data", "atlas.models", "atlas.runs",
-                       "atlas.stats", "atlas.infra", "atlas.commands", "serving"},
+                       "atlas.stats", "atlas.infra", "atlas.registry", "atlas.commands", "serving"},
     "atlas.cli": {"atlas", "atlas.config", "atlas.exceptions", "atlas.commands"},
     "atlas": {"atlas.config", "atlas.stats"},  # the top-level façade: atlas.harvest
     "serving": {"atlas.config", "atlas.exceptions", "atlas.data", "atlas.models", "atlas.runs"},
