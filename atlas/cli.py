@@ -89,6 +89,7 @@ from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wa
 from atlas.commands.featureset import featureset  # noqa: E402
 from atlas.commands.promote import models, promote, rollback  # noqa: E402
 from atlas.commands.report import report  # noqa: E402
+from atlas.commands.serve import serve  # noqa: E402
 from atlas.commands.train import harvest, train  # noqa: E402
 
 main.add_command(data)
@@ -99,6 +100,7 @@ main.add_command(report)
 main.add_command(promote)
 main.add_command(rollback)
 main.add_command(models)
+main.add_command(serve)
 
 # MLflow draws a progress bar for every artifact it downloads (a report fetches a dozen): not on Atlas's console
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

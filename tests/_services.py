@@ -1,4 +1,4 @@
-"""Real services for the tests, started on loopback: PostgreSQL from initdb in a temporary folder."""
+"""Real services for the tests, started on loopback: PostgreSQL from initdb in a temporary folder, redis-server."""
 
 from __future__ import annotations
 
@@ -86,3 +86,65 @@ def _has_user(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+@dataclass
+class RedisServer:
+    """A throwaway redis-server on loopback, without persistence; :meth:`restart` keeps its port (and loses its data,
+    as a real restart without persistence does)."""
+
+    port: int
+    folder: Path
+    process: subprocess.Popen | None = None
+
+    @classmethod
+    def start(cls) -> RedisServer:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+        server = cls(free_port(), Path(tempfile.mkdtemp(prefix="atlas-redis-")))
+        server._launch()
+        return server
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _launch(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--daemonize", "no", "--dir", str(self.folder)]
+        with open(self.folder / "log", "ab") as log:  # the server keeps its own copy of the file
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}: "
+                                   f"{(self.folder / 'log').read_text()[-500:]}")
+            time.sleep(0.02)
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def restart(self) -> None:
+        """Stops the server and starts a fresh one on the same port."""
+        self._terminate()
+        self._launch()
+
+    def _terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        self._terminate()
+        shutil.rmtree(self.folder, ignore_errors=True)

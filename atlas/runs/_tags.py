@@ -74,6 +74,8 @@ class Level:
     EXECUTION = "execution"
     WORK_UNIT = "work_unit"
     TRIAL = "trial"
+    #: a run of ``atlas serve``: the live statistics of the models it served
+    SERVING = "serving"
 
 
 #: What a trial became (``atlas.state``), and MLflow's run status for each.
