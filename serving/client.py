@@ -176,3 +176,38 @@ def _seconds(value: timedelta | float | None) -> float | None:
         msg = f"an age or timeout is a positive timedelta or number of seconds, got {value!r}"
         raise ValueError(msg)
     return float(seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m serving.client NAME [--redis-url URL]``: the latest prediction, the live statistics, the alarm."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print a model's latest prediction and live statistics.")
+    parser.add_argument("model")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args(argv)
+    with PredictionReader(args.redis_url) as reader:
+        latest = reader.latest(args.model)
+        if latest is None:
+            print(f"{args.model}: no prediction in Redis")
+            return 1
+        classes = ", ".join(f"p_{k} {v:.4f}" for k, v in latest.probabilities.items())
+        print(f"{args.model}: bucket {latest.bucket.isoformat()} -> {latest.predicted_class or latest.value} "
+              f"({classes or f'value {latest.value:.6g}'}), version {latest.version}, produced "
+              f"{latest.produced.isoformat()}")
+        live = reader.live(args.model)
+        shown = ("scored", "accuracy", "lift", "hit_rate", "net_return", "lower_bound")
+        print("  live: " + ", ".join(f"{k} {_show(live[k])}" for k in shown if k in live))
+        alarm = reader.alarm(args.model)
+        print(f"  alarm: {alarm.message}" if alarm else "  alarm: none")
+    return 0
+
+
+def _show(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and not value.is_integer() else f"{value:g}" if isinstance(
+        value, float) else str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

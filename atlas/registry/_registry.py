@@ -84,9 +84,12 @@ class Registry:
                 name, description="Registered by Atlas (atlas promote): versions are trials of sweeps; the "
                                   "production alias is what serving loads."))
             created = True
+        # the source is where the logged model's files are: a ``models:/m-...`` source would be resolved through
+        # MLflow's process-wide tracking URI, not this registry's
+        source = self._call(lambda: client.get_logged_model(candidate.model_id)).artifact_location
         try:
             version = self._call(lambda: client.create_model_version(
-                name, source=f"models:/{candidate.model_id}", run_id=run_id, model_id=candidate.model_id,
+                name, source=source, run_id=run_id, model_id=candidate.model_id,
                 tags={**candidate.version_tags(), Tag.REGISTERED_BY: by}, description=candidate.description()))
             self._call(lambda: client.set_registered_model_alias(name, CHALLENGER, version.version))
         except BaseException:

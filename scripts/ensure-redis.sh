@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A redis-server on 127.0.0.1:PORT for the demo: the one already answering there, or a new one (no persistence,
+# loopback only, daemonized; stop it with `redis-cli -p PORT shutdown nosave`).
+set -euo pipefail
+port="${1:-6379}"
+if redis-cli -p "$port" ping >/dev/null 2>&1; then
+    echo "redis-server already answers on 127.0.0.1:$port"
+    exit 0
+fi
+if ! command -v redis-server >/dev/null; then
+    echo "Error: redis-server is not installed; install it (apt-get install redis-server) or start one on port $port" >&2
+    exit 1
+fi
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes
+for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && { echo "started redis-server on 127.0.0.1:$port"; exit 0; }
+    sleep 0.1
+done
+echo "Error: redis-server did not answer on 127.0.0.1:$port" >&2
+exit 1
