@@ -132,6 +132,8 @@ class Publisher:
         except ValueError as error:
             msg = f"not a Redis URL: {mask_url(redis_url)} ({error}); write redis://[:password@]host:port/db"
             raise ConfigError(msg) from None
+        # EVALSHA: the script is sent once, then called by its digest (reloaded after a Redis restart)
+        self._publish = self.client.register_script(_PUBLISH)
 
     def __repr__(self) -> str:
         return f"Publisher({mask_url(self.url)!r})"
@@ -153,6 +155,7 @@ class Publisher:
         """
         try:
             self.client.ping()
+            self.client.script_load(_PUBLISH)  # so that every publish is one round trip (EVALSHA)
         except (redis.RedisError, OSError) as error:
             msg = (f"cannot reach Redis at {mask_url(self.url)}: {error}. Start redis-server, or set REDIS_URL "
                    "to a reachable server")
@@ -171,7 +174,7 @@ class Publisher:
         fields = [item for pair in prediction.to_fields().items() for item in pair]
         args = [self.ttl_ms, self.stream_maxlen, prediction.stream_id, channel_name(model), prediction.to_json(),
                 prediction.signal, *fields]
-        added = self._with_retries(lambda: self.client.eval(_PUBLISH, len(keys), *keys, *args),
+        added = self._with_retries(lambda: self._publish(keys=keys, args=args),
                                    f"publish {model}'s prediction for {prediction.bucket.isoformat()}")
         if added is None:
             self.unpublished += 1

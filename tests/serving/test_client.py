@@ -121,3 +121,18 @@ def test_the_example_strategy_runs_once_from_the_command_line(publisher, redis_u
     with caplog.at_level(logging.INFO, logger="serving.example_strategy"):
         assert main(["--redis-url", "redis://127.0.0.1:1/0", "--model", MODEL, "--once"]) == 0
     assert "would HOLD" in caplog.text and "cannot read predictions" in caplog.text  # Redis down: it holds
+
+
+def test_the_readme_client_block_reads_a_published_prediction(redis_url, make_prediction):
+    from datetime import UTC, datetime
+
+    from test_readme import python_block_after
+
+    from serving.publisher import Publisher
+
+    with Publisher(redis_url).check() as publisher:
+        publisher.publish(make_prediction(0, model="quickstart_itbit", produced=datetime.now(UTC), down=0.3, up=0.7))
+    block = python_block_after("### The client").replace("redis://127.0.0.1:6379/0", redis_url)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["prediction"].predicted_class == "up" and namespace["prediction"].value == 1.0

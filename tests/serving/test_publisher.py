@@ -67,7 +67,7 @@ def test_one_publish_is_one_network_round_trip(redis_url, redis_client, make_pre
     monkeypatch.undo()
     assert (len(sends), len(reads)) == (1, 1)
     after = redis_client.info("commandstats")
-    assert after["cmdstat_eval"]["calls"] == before.get("cmdstat_eval", {"calls": 0})["calls"] + 1
+    assert after["cmdstat_evalsha"]["calls"] == before.get("cmdstat_evalsha", {"calls": 0})["calls"] + 1
     for command in ("xadd", "hset", "pexpire", "publish", "set"):  # all run inside that one script
         assert after[f"cmdstat_{command}"]["calls"] == before.get(f"cmdstat_{command}", {"calls": 0})["calls"] + 1
     publisher.close()
