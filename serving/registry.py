@@ -41,6 +41,9 @@ class Registry:
     def __init__(self, tracking_uri: str) -> None:
         from mlflow import MlflowClient
 
+        from atlas.runs import probe_tracking
+
+        probe_tracking(tracking_uri)  # an unreachable server is said in seconds, not after MLflow's retries
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 

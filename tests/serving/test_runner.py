@@ -383,3 +383,14 @@ def test_a_redis_that_refuses_is_one_clear_error(world, tmp_path):
     assert result.returncode == 2
     assert "Error: Redis at redis://:***@127.0.0.1" in result.stderr and "start redis-server" in result.stderr
     assert "secret" not in result.stderr + result.stdout
+
+
+def test_an_unreachable_registry_is_one_clear_error_in_seconds(tmp_path):
+    from _services import free_port
+
+    env = {**os.environ, "ATLAS_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+           "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-m", "atlas.cli", "serve", "itbit_dense"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "Error: cannot reach the MLflow tracking store http://127.0.0.1:" in result.stderr
