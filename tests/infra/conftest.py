@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from _units import TEST, TRAIN, next_minute_unit  # noqa: F401 (re-exported for the tests that import it here)
 
 from atlas.config import Settings
 from atlas.data import (
-    FeatureLabelSet,
-    LogReturns,
     MarketSimulator,
     MarketStore,
     MetricPipeline,
     SimulatorConfig,
 )
-from atlas.data.dataset import ClassLabels
-from atlas.infra import ModelSpec, WorkUnit
-
-TRAIN = ("2024-01-01 00:30", "2024-01-01 16:00")
-TEST = ("2024-01-01 16:10", "2024-01-01 23:50")
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +32,3 @@ def sweep_settings(sweep_market, tmp_path) -> Settings:
     return Settings.from_env({"ATLAS_HOME": str(tmp_path / "home"), "ATLAS_STORE_URL": sweep_market})
 
 
-def next_minute_unit(name: str = "itbit", *specs: ModelSpec, **options) -> WorkUnit:
-    """A work unit predicting itbit's next one-minute return (down/up) from both exchanges' last returns."""
-    featureset = FeatureLabelSet(features=[LogReturns().bitstamp().one_min().lookback(1),
-                                           LogReturns().itbit().one_min().lookback(1)],
-                                 labels=[LogReturns().itbit().one_min().lookforward(1)], title="itbit_next_minute")
-    specs = specs or (ModelSpec("dnn", "dnn_classifier", {"hidden_units": [8], "learning_rate": [0.001, 0.01]},
-                                fit={"epochs": 2, "patience": None}),)
-    return WorkUnit(name, featureset, TRAIN, TEST, specs, classes=ClassLabels("sign"), **options)

@@ -10,7 +10,7 @@ import _scripted
 import numpy as np
 import pytest
 from _scripted import RidgeClassifier
-from conftest import next_minute_unit
+from _units import next_minute_unit
 from mlflow.tracking import MlflowClient
 
 from atlas.config import Settings

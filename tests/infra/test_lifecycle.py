@@ -35,7 +35,7 @@ def spec_file(tmp_path) -> Path:
         import os, sys
         sys.path.insert(0, {str(HERE)!r})
         import _hooks, _scripted
-        from conftest import next_minute_unit
+        from _units import next_minute_unit
         from atlas.infra import Digest, ModelSpec, WorkSpec, ship_by_value
         ship_by_value(_scripted)
         SPEC = WorkSpec("lifecycle", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier,

@@ -30,7 +30,7 @@ def spec_file(tmp_path) -> Path:
         import os, sys
         sys.path.insert(0, {str(HERE)!r})
         import _hooks, _scripted
-        from conftest import next_minute_unit
+        from _units import next_minute_unit
         from atlas.infra import ModelSpec, WorkSpec
         SPEC = WorkSpec("fresh", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier))])
         _hooks.install(os.environ.get("HOOK"))

@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 import pytest
 from _scripted import ScriptedClassifier
-from conftest import next_minute_unit
+from _units import next_minute_unit
 from mlflow.tracking import MlflowClient
 
 from atlas.data import MarketStore
@@ -197,7 +197,7 @@ def test_an_interrupted_sweep_resumes_and_finishes_the_grid_without_duplicates(s
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         import _scripted
-        from conftest import next_minute_unit
+        from _units import next_minute_unit
         from atlas.infra import Digest, ModelSpec, WorkSpec, ship_by_value
         ship_by_value(_scripted)
         SPEC = WorkSpec("slow", [next_minute_unit("u", ModelSpec("s", _scripted.ScriptedClassifier,
