@@ -56,6 +56,8 @@ bench: install
 	$(BIN)/python benchmarks/featureset_build.py
 	$(BIN)/python benchmarks/harvest.py
 	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/digest.py
+	$(BIN)/python benchmarks/serving_latency.py
 
 # Fault drills: bad files, kill -9 and a full disk against scratch stores; one line per drill, held or BROKEN.
 drills: install
