@@ -37,7 +37,7 @@ demo: install
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas report quickstart --top 5 --output $(DEMO_HOME)/quickstart_report.html
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas promote quickstart --name quickstart_itbit --work-unit itbit_next_minute
 	ATLAS_HOME=$(DEMO_HOME) $(BIN)/atlas promote quickstart_itbit --to production
-	@bash scripts/ensure-redis.sh $(DEMO_REDIS_PORT)
+	@bash scripts/ensure-redis.sh $(DEMO_REDIS_PORT) quickstart_itbit
 	ATLAS_HOME=$(DEMO_HOME) REDIS_URL=redis://127.0.0.1:$(DEMO_REDIS_PORT)/0 $(BIN)/atlas serve quickstart_itbit --buckets 200
 	$(BIN)/python -m serving.client quickstart_itbit --redis-url redis://127.0.0.1:$(DEMO_REDIS_PORT)/0
 	@echo
