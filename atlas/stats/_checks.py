@@ -6,42 +6,20 @@ was expected; NaN probabilities or predictions are refused here, once, so no sta
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from statistics import NormalDist
 
 import numpy as np
 
+from atlas.data.dataset._common import check_count  # noqa: F401 (one rule for data and stats)
+from atlas.data.dataset._common import check_method as check_choice  # noqa: F401
 from atlas.exceptions import ConfigError
 
 #: How far a row of probabilities may sum from 1 (float32 storage and softmax rounding stay far below it).
 PROBABILITY_TOLERANCE = 1e-3
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)
-
-
-def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    """Returns ``value`` when it is one of ``allowed``; else raises ConfigError with a did-you-mean hint.
-
-    Example:
-        >>> check_choice("task", "regression", ("classification", "regression"))
-        'regression'
-    """
-    if isinstance(value, str) and value in allowed:
-        return value
-    close = difflib.get_close_matches(str(value), allowed, n=2, cutoff=0.5) if isinstance(value, str) else []
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    msg = f"{name} must be one of {', '.join(repr(a) for a in allowed)}, got {name}={value!r}{hint}"
-    raise ConfigError(msg)
-
-
-def check_count(name: str, value, *, minimum: int) -> int:
-    """``value`` as an int when it is a whole number of at least ``minimum``; else raises ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        msg = f"{name} must be a whole number of at least {minimum}, got {name}={value!r}"
-        raise ConfigError(msg)
-    return int(value)
 
 
 def check_number(name: str, value, *, low: float = -math.inf, high: float = math.inf,
