@@ -1,4 +1,4 @@
-"""The Dataset container: train and test arrays, their timestamps, the fitted transforms, a content hash."""
+"""The Dataset container: train and test arrays, their timestamps, the fitted transforms, a content hash, a report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from atlas.data.dataset._windows import sequence_windows
 from atlas.exceptions import ConfigError
 
 PARTS = ("train", "test")
+#: The counts of :attr:`Dataset.report`, per part.
+REPORT_COUNTS = ("windows_across_gaps", "windows_dropped", "zero_labels", "ties_dropped")
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +29,10 @@ class Dataset:
     ``windows("train")[k]``, a read-only view of shape (samples, window, features); the ``window - 1`` rows
     before the first sample are kept in ``rows_train`` as the first window's history and have no label of
     their own. Without a window, ``rows_train`` and ``X_train`` are the same rows. All arrays are read-only.
+
+    When some rows end no sample (a window across a gap, a tie dropped under ``ties="drop"``), ``positions_train``
+    says which row each sample ends at; the rows stay, as history of the other windows. Then ``windows`` and
+    ``X_train`` are gathered (a copy of the samples kept) rather than views.
 
     Example:
         >>> index = pd.date_range("2024-01-01", periods=4, freq="1min", tz="UTC")
@@ -52,6 +58,14 @@ class Dataset:
         raw_train: the label column's own values behind ``y_train`` (float64, before they became classes): for
             a return label, the realized forward return each sample's label stands for, which trading statistics
             need. None when not kept. raw_test: the same for ``y_test``.
+        positions_train: the position in ``rows_train`` of each sample's row (its window's last row), increasing
+            (int64); None: every row from ``window - 1`` on ends a sample. positions_test: the same for test.
+        report: what :func:`make_dataset` counted per part, ``{"train": {...}, "test": {...}}``:
+            ``windows_across_gaps`` (windows whose rows are not consecutive buckets), ``windows_dropped`` (those
+            left out: all of them unless ``allow_gaps``), ``zero_labels`` (labels exactly 0: ties under
+            ``ClassLabels("sign")``), ``ties_dropped`` (those left out under ``ties="drop"``). Counted over the
+            rows that end a full window, before any is dropped (a sample can be both). The window counts are None
+            without a window. None when built by hand.
     """
 
     rows_train: np.ndarray
@@ -68,6 +82,9 @@ class Dataset:
     window: int | None = None
     raw_train: np.ndarray | None = None
     raw_test: np.ndarray | None = None
+    positions_train: np.ndarray | None = None
+    positions_test: np.ndarray | None = None
+    report: dict | None = None
 
     def __post_init__(self) -> None:
         def set_(name: str, value) -> None:  # a frozen dataclass sets its own fields through object
@@ -91,12 +108,14 @@ class Dataset:
             if not isinstance(index, pd.DatetimeIndex):
                 index = pd.DatetimeIndex(index)
             warmup = (self.window or 1) - 1
+            positions = self._positions(part, len(rows), warmup)
+            samples = len(rows) - warmup if positions is None else len(positions)
             if rows.ndim != 2 or rows.shape[1] != len(self.feature_names) or y.ndim != 1 or \
-                    len(y) != len(rows) - warmup or len(index) != len(y):
+                    len(y) != samples or len(index) != len(y):
                 msg = (f"Dataset {part} part: {rows.shape} rows for {len(self.feature_names)} features, "
                        f"{y.shape} labels and {len(index)} timestamps do not fit; "
-                       f"expected rows (n, features), and n - window + 1 = {len(rows) - warmup} labels "
-                       f"and timestamps")
+                       f"expected rows (n, features), and {samples} labels and timestamps "
+                       f"({'n - window + 1' if positions is None else f'positions_{part}'})")
                 raise ConfigError(msg)
             if self.class_names is not None and len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
                 msg = f"Dataset {part} labels must be class numbers 0..{len(self.class_names) - 1}"
@@ -104,6 +123,7 @@ class Dataset:
             set_(f"rows_{part}", rows)
             set_(f"y_{part}", y)
             set_(f"index_{part}", index)
+            set_(f"positions_{part}", positions)
         for part in PARTS:
             raw = getattr(self, f"raw_{part}")
             if raw is not None:
@@ -121,6 +141,18 @@ class Dataset:
                 raise ConfigError(msg)
             set_("sample_weight", weights)
 
+    def _positions(self, part: str, n_rows: int, warmup: int) -> np.ndarray | None:
+        positions = getattr(self, f"positions_{part}")
+        if positions is None:
+            return None
+        positions = _frozen(positions, np.int64)
+        if positions.ndim != 1 or (len(positions) and (positions[0] < warmup or positions[-1] >= n_rows
+                                                       or np.any(np.diff(positions) <= 0))):
+            msg = (f"Dataset positions_{part} must be increasing row positions from window - 1 = {warmup} to "
+                   f"{n_rows - 1}, one per sample")
+            raise ConfigError(msg)
+        return positions
+
     def __setstate__(self, state: dict) -> None:  # unpickling: arrays come back writeable, freeze them again
         for value in state.values():
             if isinstance(value, np.ndarray):
@@ -130,12 +162,20 @@ class Dataset:
     @property
     def X_train(self) -> np.ndarray:
         """The training samples' feature rows, (samples, features): with a window, its last row."""
-        return self.rows_train[(self.window or 1) - 1:]
+        return self._rows_of("train")
 
     @property
     def X_test(self) -> np.ndarray:
         """The test samples' feature rows, (samples, features)."""
-        return self.rows_test[(self.window or 1) - 1:]
+        return self._rows_of("test")
+
+    def _rows_of(self, part: str) -> np.ndarray:
+        rows, positions = getattr(self, f"rows_{part}"), getattr(self, f"positions_{part}")
+        if positions is None:
+            return rows[(self.window or 1) - 1:]
+        chosen = rows[positions]
+        chosen.flags.writeable = False
+        return chosen
 
     @property
     def n_features(self) -> int:
@@ -149,6 +189,8 @@ class Dataset:
     def windows(self, part: str = "train") -> np.ndarray:
         """The samples of ``part`` as sequence windows, (samples, window, features): a view, not a copy.
 
+        When some rows end no sample (:attr:`positions_train`), the kept windows are gathered: one copy.
+
         Raises:
             ConfigError: the dataset was built without a window, or ``part`` is not "train" or "test".
         """
@@ -156,7 +198,12 @@ class Dataset:
         if self.window is None:
             msg = "this dataset has no sequence window; build it with window=<rows per window>, or use X_*"
             raise ConfigError(msg)
-        return sequence_windows(getattr(self, f"rows_{part}"), self.window)
+        rows, positions = getattr(self, f"rows_{part}"), getattr(self, f"positions_{part}")
+        if positions is None:
+            return sequence_windows(rows, self.window)
+        keep = np.zeros(len(rows) - self.window + 1, dtype=bool)
+        keep[positions - (self.window - 1)] = True
+        return sequence_windows(rows, self.window, keep=keep)
 
     def inputs(self, part: str = "train") -> np.ndarray:
         """What a model takes for ``part``: :meth:`windows` when windowed, else ``X_train`` / ``X_test``."""
@@ -178,6 +225,9 @@ class Dataset:
         for part in PARTS:
             if getattr(self, f"raw_{part}") is not None:
                 arrays[f"raw_{part}"] = getattr(self, f"raw_{part}")
+        for part in PARTS:
+            if getattr(self, f"positions_{part}") is not None:
+                arrays[f"positions_{part}"] = getattr(self, f"positions_{part}")
         arrays = {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
                   for name, a in arrays.items()}
         header = {"feature_names": list(self.feature_names), "label_name": self.label_name,
@@ -206,7 +256,8 @@ class Dataset:
         return frames
 
     def summary(self) -> dict:
-        """Plain values for tracking (MLflow params): sizes, time ranges, class counts, the content hash."""
+        """Plain values for tracking (MLflow params): sizes, time ranges, class counts, the content hash, and the
+        :attr:`report`'s counts as ``<part>_<count>`` (``train_windows_dropped``, ``test_zero_labels``, ...)."""
         out = {"features": self.n_features, "window": self.window, "label": self.label_name,
                "content_hash": self.content_hash}
         for part in PARTS:
@@ -217,6 +268,10 @@ class Dataset:
             if self.class_names is not None:
                 counts = np.bincount(y, minlength=self.n_classes)
                 out[f"{part}_classes"] = dict(zip(self.class_names, counts.tolist(), strict=True))
+            for name, count in ((self.report or {}).get(part) or {}).items():
+                out[f"{part}_{name}"] = count
+        if self.window is not None and self.transforms is not None:
+            out["allow_gaps"] = self.transforms.allow_gaps
         return out
 
     def __repr__(self) -> str:

@@ -2,8 +2,12 @@
 
 A class is found from ordered cut points ``c_1 < ... < c_m``: class ``k`` holds the values between ``c_k`` and
 ``c_{k+1}``. A value exactly on a cut point goes to the class below it with ``boundary="lower"`` and to the
-class above it with ``boundary="upper"``. So with ``"sign"`` (one cut point at 0) a return of exactly 0 is
-"down" under ``"lower"`` and "up" under ``"upper"``.
+class above it with ``boundary="upper"``.
+
+With ``"sign"`` (one cut point at 0) a return of exactly 0 is a tie, and ``ties`` says what it is: ``"down"`` (the
+default, and what ``boundary="lower"`` has always done), ``"up"`` (what ``boundary="upper"`` has always done), or
+``"drop"``: no class at all, so the row is left out of training and evaluation (``transform`` gives ``<NA>``). Ties
+are common in bar data (a quiet bucket, a price that did not move), so a dataset's report counts them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from atlas.exceptions import ConfigError
 #: The ways to turn a label into classes; ``"none"`` keeps it a number (regression).
 LABEL_METHODS = ("none", "sign", "percentile", "bps", "barrier")
 BOUNDARIES = ("lower", "upper")
+#: Where a return of exactly 0 goes under ``"sign"``: the down class, the up class, or nowhere (dropped).
+TIES = ("down", "up", "drop")
 #: The fixed cut points of ``"barrier"``: triple-barrier labels -1, 0, 1 become classes 0, 1, 2.
 _BARRIER_CUTS = (-0.5, 0.5)
 
@@ -36,7 +42,8 @@ class ClassLabels:
 
     Methods:
 
-    * ``"sign"``: two classes, down / up, cut at 0 (``thresholds`` empty).
+    * ``"sign"``: two classes, down / up, cut at 0 (``thresholds`` empty); a return of exactly 0 is a tie, which
+      goes where ``ties`` says: ``"down"`` by default, ``"up"``, or ``"drop"`` (left out).
     * ``"percentile"``: ``thresholds`` are quantiles in (0, 1) of the *training* labels; ``(0.33, 0.67)``
       gives three classes, strong down / flat / strong up.
     * ``"bps"``: fixed ``thresholds`` in basis points of a return; ``(-5, 5)`` cuts at -0.0005 and 0.0005.
@@ -53,6 +60,8 @@ class ClassLabels:
         [0, 0, 1, 1, 2]
         >>> ClassLabels("percentile", thresholds=(0.33, 0.67), boundary="upper").fit(y_train).n_classes
         3
+        >>> ClassLabels("sign", ties="drop").fit(y_train).transform(y_train).tolist()  # 0.0 is no class
+        [0, 0, <NA>, 1, 1]
 
     Args:
         method: one of ``"sign"``, ``"percentile"``, ``"bps"``, ``"barrier"``, ``"none"``.
@@ -60,19 +69,27 @@ class ClassLabels:
             the others.
         boundary: where a value exactly on a cut point goes, ``"lower"`` or ``"upper"`` class.
         class_names: names of the classes, lowest first; default :func:`default_class_names`.
+        ties: ``"sign"`` only: where a return of exactly 0 goes, ``"down"``, ``"up"`` or ``"drop"``. None (the
+            default) reads the boundary as before: ``"down"`` under ``boundary="lower"`` (the default),
+            ``"up"`` under ``"upper"``; ``"down"`` and ``"up"`` set the boundary to match.
 
     Raises:
-        ConfigError: an unknown method or boundary, or thresholds that do not fit the method.
+        ConfigError: an unknown method, boundary or ties value, ties for a method other than ``"sign"``, ties
+            that contradict the boundary, or thresholds that do not fit the method.
     """
 
     method: str = "sign"
     thresholds: tuple[float, ...] = ()
     boundary: str = "lower"
     class_names: tuple[str, ...] | None = None
+    ties: str | None = None
 
     def __post_init__(self) -> None:
         check_method("label method", self.method, LABEL_METHODS)
         check_method("boundary", self.boundary, BOUNDARIES)
+        object.__setattr__(self, "ties", _check_ties(self.method, self.boundary, self.ties))
+        if self.ties in ("down", "up"):
+            object.__setattr__(self, "boundary", "lower" if self.ties == "down" else "upper")
         if isinstance(self.thresholds, (str, bytes)) or not hasattr(self.thresholds, "__iter__") or any(
                 isinstance(t, bool) or not isinstance(t, numbers.Real) for t in self.thresholds):
             msg = f"thresholds must be a sequence of numbers, got thresholds={self.thresholds!r}"
@@ -135,17 +152,28 @@ class ClassLabels:
                        f"returns); use method='bps' with fixed thresholds, or quantiles further apart")
                 raise ConfigError(msg)
         names = self.class_names or default_class_names(len(cuts) + 1)
-        return FittedClassLabels(self.method, self.thresholds, self.boundary, cuts, names)
+        return FittedClassLabels(self.method, self.thresholds, self.boundary, cuts, names, ties=self.ties)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "thresholds": list(self.thresholds), "boundary": self.boundary,
-                "class_names": None if self.class_names is None else list(self.class_names)}
+                "class_names": None if self.class_names is None else list(self.class_names), "ties": self.ties}
 
     @classmethod
     def from_dict(cls, values: dict) -> ClassLabels:
+        """Reads :meth:`to_dict` back; a dict written before ``ties`` existed reads as before (the boundary's).
+
+        Raises:
+            ConfigError: an unknown key (the message lists the known ones) or a value :class:`ClassLabels`
+                refuses.
+        """
+        unknown = sorted(set(values) - {"method", "thresholds", "boundary", "class_names", "ties"})
+        if unknown:
+            msg = (f"ClassLabels has no option(s) {unknown}; the options are method, thresholds, boundary, "
+                   f"class_names and ties")
+            raise ConfigError(msg)
         names = values.get("class_names")
-        return cls(values["method"], tuple(values.get("thresholds", ())), values.get("boundary", "lower"),
-                   None if names is None else tuple(names))
+        return cls(values.get("method", "sign"), tuple(values.get("thresholds", ())),
+                   values.get("boundary", "lower"), None if names is None else tuple(names), values.get("ties"))
 
 
 @dataclass(frozen=True)
@@ -154,8 +182,8 @@ class FittedClassLabels:
 
     Example:
         >>> fitted = FittedClassLabels("sign", (), "upper", (0.0,), ("down", "up"))
-        >>> fitted.transform(pd.Series([-1.0, 0.0, float("nan"), 2.0])).tolist()
-        [0, 1, <NA>, 1]
+        >>> fitted.ties, fitted.transform(pd.Series([-1.0, 0.0, float("nan"), 2.0])).tolist()
+        ('up', [0, 1, <NA>, 1])
 
     Attributes:
         method: the label method.
@@ -163,6 +191,8 @@ class FittedClassLabels:
         boundary: where a value on a cut point goes.
         cut_points: the cut points in the label's units (a return), increasing; empty for ``"none"``.
         class_names: names of the classes, lowest first; None for ``"none"``.
+        ties: ``"sign"`` only: where a return of exactly 0 goes (``"down"``, ``"up"``, ``"drop"``); None for the
+            other methods. Read from the boundary when not given, as :class:`ClassLabels` does.
     """
 
     method: str
@@ -170,10 +200,14 @@ class FittedClassLabels:
     boundary: str
     cut_points: tuple[float, ...]
     class_names: tuple[str, ...] | None
+    ties: str | None = None
 
     def __post_init__(self) -> None:
         check_method("label method", self.method, LABEL_METHODS)
         check_method("boundary", self.boundary, BOUNDARIES)
+        object.__setattr__(self, "ties", _check_ties(self.method, self.boundary, self.ties))
+        if self.ties in ("down", "up"):
+            object.__setattr__(self, "boundary", "lower" if self.ties == "down" else "upper")
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         object.__setattr__(self, "cut_points", tuple(float(c) for c in self.cut_points))
         if self.class_names is not None:
@@ -193,7 +227,8 @@ class FittedClassLabels:
         """Class numbers 0..n_classes-1 as a nullable ``Int64`` Series, NaN labels staying missing (``<NA>``).
 
         For ``"none"`` the labels come back unchanged as float64. The index of ``y`` is kept, so rows stay
-        aligned; drop the missing rows (``.dropna()``) before training.
+        aligned; drop the missing rows (``.dropna()``) before training. Under ``ties="drop"`` a label of exactly
+        0 is missing too.
         """
         values = _floats(y)
         index = y.index if isinstance(y, pd.Series) else pd.RangeIndex(len(values))
@@ -205,18 +240,40 @@ class FittedClassLabels:
             _check_barrier(values[~missing])
         side = "left" if self.boundary == "lower" else "right"
         classes = np.searchsorted(np.asarray(self.cut_points), np.where(missing, 0.0, values), side=side)
+        if self.ties == "drop":
+            missing = missing | (values == 0)
         return pd.Series(pd.arrays.IntegerArray(classes.astype(np.int64), missing), index=index, name=name)
 
     def to_dict(self) -> dict:
         return {"method": self.method, "thresholds": list(self.thresholds), "boundary": self.boundary,
                 "cut_points": list(self.cut_points),
-                "class_names": None if self.class_names is None else list(self.class_names)}
+                "class_names": None if self.class_names is None else list(self.class_names), "ties": self.ties}
 
     @classmethod
     def from_dict(cls, values: dict) -> FittedClassLabels:
+        """Reads :meth:`to_dict` back; one written before ``ties`` existed reads as it was fitted."""
         names = values["class_names"]
         return cls(values["method"], tuple(values["thresholds"]), values["boundary"],
-                   tuple(values["cut_points"]), None if names is None else tuple(names))
+                   tuple(values["cut_points"]), None if names is None else tuple(names), ties=values.get("ties"))
+
+
+def _check_ties(method: str, boundary: str, ties) -> str | None:
+    """``ties`` checked against the method and the boundary; for ``"sign"`` never None (read from the boundary)."""
+    if method != "sign":
+        if ties is not None:
+            msg = (f"ties is an option of label method 'sign' only (where a return of exactly 0 goes: "
+                   f"{', '.join(repr(t) for t in TIES)}); label method {method!r} got ties={ties!r}: remove it, "
+                   f"and use boundary='lower' or 'upper' to say where a value on a cut point goes")
+            raise ConfigError(msg)
+        return None
+    if ties is None:
+        return "down" if boundary == "lower" else "up"
+    check_method("ties", ties, TIES)
+    if boundary == "upper" and ties == "down":
+        msg = ("ClassLabels('sign') got boundary='upper' (a return of 0 is 'up') and ties='down': they say "
+               "opposite things; give ties alone ('down', 'up' or 'drop')")
+        raise ConfigError(msg)
+    return ties
 
 
 def triple_barrier_labels(prices: pd.Series, volatility: pd.Series, *, horizon: int, upper: float = 1.0,
@@ -313,5 +370,5 @@ def _floats(values) -> np.ndarray:
         raise ConfigError(msg) from None
 
 
-__all__ = ["BOUNDARIES", "LABEL_METHODS", "ClassLabels", "FittedClassLabels", "default_class_names",
+__all__ = ["BOUNDARIES", "LABEL_METHODS", "TIES", "ClassLabels", "FittedClassLabels", "default_class_names",
            "triple_barrier_labels"]

@@ -1,13 +1,13 @@
 """Model inputs from raw feature values: one code path for training and serving.
 
 :class:`Transforms` is what a :class:`Dataset` fitted on its training rows (the scaler, the class cut points, the
-window); its :meth:`Transforms.inputs` is the one place raw feature values become model inputs, for a whole frame
+window and its gap rule); its :meth:`Transforms.inputs` is the one place raw feature values become model inputs, for a whole frame
 (training, batch prediction) and for one tick (serving) alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -39,15 +39,19 @@ class Transforms:
         scaler: the scaler fitted on the training features; its columns are the model's inputs, in order.
         labels: the class cut points fitted on the training labels (method ``"none"`` for regression), or None.
         window: rows per sequence window, or None for row inputs.
+        allow_gaps: False (the default): a window whose rows are not consecutive buckets (a step longer than one
+            bucket: a weekend, an outage, a row with a missing value) is not used, in training or in serving;
+            True: such windows are used as if the buckets were consecutive. Only read with a window.
 
     Raises:
         ConfigError: a scaler that is not a :class:`FittedScaler`, labels that are not
-            :class:`FittedClassLabels`, or a window below 1.
+            :class:`FittedClassLabels`, a window below 1, or allow_gaps that is not True or False.
     """
 
     scaler: FittedScaler
     labels: FittedClassLabels | None = None
     window: int | None = None
+    allow_gaps: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.scaler, FittedScaler):
@@ -60,6 +64,10 @@ class Transforms:
             raise ConfigError(msg)
         if self.window is not None:
             object.__setattr__(self, "window", check_count("window", self.window, minimum=1))
+        if not isinstance(self.allow_gaps, (bool, np.bool_)):
+            msg = f"allow_gaps must be True or False, got allow_gaps={self.allow_gaps!r}"
+            raise ConfigError(msg)
+        object.__setattr__(self, "allow_gaps", bool(self.allow_gaps))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -113,15 +121,17 @@ class Transforms:
         return np.ascontiguousarray((raw - self._center) / self._scale, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values: ``{"scaler": ..., "labels": ..., "window": ...}`` (what runs have always logged)."""
+        """Plain JSON values: ``{"scaler": ..., "labels": ..., "window": ..., "allow_gaps": ...}``."""
         return {"scaler": self.scaler.to_dict(), "labels": None if self.labels is None else self.labels.to_dict(),
-                "window": self.window}
+                "window": self.window, "allow_gaps": self.allow_gaps}
 
     @classmethod
     def from_dict(cls, values: Any) -> Transforms:
         """The transforms :meth:`to_dict` wrote, read back from JSON; a :class:`Transforms` passes through.
 
-        Older forms load too: ``labels`` None or absent, ``window`` absent.
+        Older forms load too: ``labels`` None or absent, ``window`` absent, ``allow_gaps`` absent. A form without
+        ``allow_gaps`` was fitted before windows across gaps were dropped, so with a window it reads as
+        ``allow_gaps=True``: the rule its model was trained under, which serving then keeps.
 
         Raises:
             ConfigError: ``values`` is not a dict with a ``"scaler"``, or a part does not read back.
@@ -135,7 +145,8 @@ class Transforms:
         labels = values.get("labels")
         try:
             return cls(FittedScaler.from_dict(values["scaler"]),
-                       None if labels is None else FittedClassLabels.from_dict(labels), values.get("window"))
+                       None if labels is None else FittedClassLabels.from_dict(labels), values.get("window"),
+                       allow_gaps=values.get("allow_gaps", values.get("window") is not None))
         except (KeyError, TypeError) as error:
             msg = f"transforms do not read back: {type(error).__name__} {error}; log them with to_dict()"
             raise ConfigError(msg) from None
@@ -152,7 +163,8 @@ def apply_transforms(frame: pd.DataFrame, transforms: Transforms | dict) -> np.n
     The result is identical, bit for bit, to the dataset's rows for the same raw rows. Extra columns in
     ``frame`` are ignored; missing values stay NaN (the caller decides what to do with such rows). For a
     windowed model, take the windows of the result with ``sequence_windows(rows, transforms.window)``; the
-    last window ends at the newest row.
+    last window ends at the newest row. Unless ``transforms.allow_gaps``, leave out the windows that span a gap
+    as training did: ``keep=~window_gaps(frame.index, transforms.window, bucket=...)``.
 
     Example:
         >>> from atlas.data.dataset import Scaler

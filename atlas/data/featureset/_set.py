@@ -270,11 +270,12 @@ class FeatureLabelSet:
         from atlas.data.featureset._plot import plot_frame
 
         frame = self.build(start, end, store=store, cache=cache)
-        return plot_frame(frame, self.feature_names, self.label_names, subplots=subplots, title=str(self))
+        return plot_frame(frame, self.feature_names, self.label_names, subplots=subplots, title=str(self),
+                          bucket=self.bucket)
 
     def dataset(self, train: Sequence, test: Sequence, *, store: MarketStore, label: str | None = None,
                 scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
-                embargo: int = 0, seed: int = 0, cache: bool = True):
+                embargo: int = 0, seed: int = 0, cache: bool = True, allow_gaps: bool = False):
         """Train and test data, leak-free: split by time, purged by the label horizon, fitted on train only.
 
         Args:
@@ -286,6 +287,8 @@ class FeatureLabelSet:
                 None for regression.
             balance: ``"none"``, ``"undersample"``, ``"oversample"`` or ``"class_weights"`` (training rows only).
             window: a sequence length for recurrent and convolutional models (windows are views, not copies).
+            allow_gaps: keep the windows whose buckets are not consecutive (a weekend, an outage, a dropped row);
+                by default they are dropped, and ``Dataset.summary()`` counts them either way.
             embargo: buckets dropped between training and test data beyond the purge.
             seed: for the random balancing.
 
@@ -304,12 +307,12 @@ class FeatureLabelSet:
             raise MissingDataError(msg)
         return make_dataset(frame, features=self.feature_names, label=self._label(label), train=train, test=test,
                             scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
-                            embargo=embargo, window=window, seed=seed)
+                            embargo=embargo, window=window, allow_gaps=allow_gaps, bucket=self.bucket, seed=seed)
 
     def folds(self, start, end, *, n_folds: int, test_size: int, train_size: int | None = None,
               mode: str = "expanding", store: MarketStore, label: str | None = None,
               scaling: str = "zscore", classes=None, balance: str = "none", window: int | None = None,
-              embargo: int = 0, seed: int = 0, cache: bool = True) -> list:
+              embargo: int = 0, seed: int = 0, cache: bool = True, allow_gaps: bool = False) -> list:
         """Walk-forward datasets over ``start .. end``: test blocks side by side at the end, each trained on rows
         before it (from the start with ``mode="expanding"``, the last ``train_size`` rows with ``"sliding"``),
         purged by the label horizon and the embargo, every transform fitted on its fold's training rows.
@@ -331,7 +334,8 @@ class FeatureLabelSet:
         return [make_dataset(frame, features=self.feature_names, label=self._label(label),
                              train=(rows[s.train[0]], rows[s.train[-1]]), test=(rows[s.test[0]], rows[s.test[-1]]),
                              scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
-                             embargo=embargo, window=window, seed=seed) for s in splits]
+                             embargo=embargo, window=window, allow_gaps=allow_gaps, bucket=self.bucket,
+                             seed=seed) for s in splits]
 
     def _label(self, label: str | None) -> str:
         label = label or self.label_names[0]
