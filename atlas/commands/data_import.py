@@ -24,6 +24,19 @@ _map = click.option("--map", "columns", default=None, metavar="ATLAS=FILE,...",
                     help="Column mapping, Atlas name = file name, e.g. timestamp=time,price=px.")
 _venue = click.option("--new-venue", "new_venue", is_flag=True, default=False,
                       help="Accept a venue Atlas does not know (e.g. cme for cme_es_usd).")
+_format = click.option("--format", "time_format", default=None, metavar="STRPTIME",
+                       help="Format of timestamps written as text that is not ISO-8601, e.g. '%Y-%m-%d %I-%p' or "
+                            "'%d/%m/%Y %H:%M %z'. ISO-8601 needs none (offsets may change within the file).")
+_skip_rows = click.option("--skip-rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                          help="Lines above the header line to skip (a vendor's banner or title).")
+_sort = click.option("--sort", is_flag=True, default=False,
+                     help="Sort the rows by time first (newest-first files); otherwise going back in time is an error.")
+_replace = click.option("--replace", is_flag=True, default=False,
+                        help="Delete what the store holds for this exchange (and bar width) between the file's first "
+                             "and last row, and write the file's, in one transaction; without it such an import is "
+                             "refused, so two imports are never mixed.")
+_skip_invalid = click.option("--skip-invalid", is_flag=True,
+                             help="Skip rows that break a rule (counted) instead of failing.")
 
 
 @click.group("import")
@@ -63,19 +76,28 @@ def import_gds_command(url, start, end, exchanges, skip_invalid, skip_existing, 
 @_map
 @_tz
 @_unit
-@click.option("--skip-invalid", is_flag=True, help="Skip rows that break a rule (counted) instead of failing.")
+@_format
+@_skip_rows
+@_sort
+@_skip_invalid
 @click.option("--skip-existing", is_flag=True, help="Skip trades already in the store instead of failing.")
+@_replace
 @_venue
 @store_option
-def import_trades_command(path, exchange, columns, tz, unit, skip_invalid, skip_existing, new_venue,
-                          store_url) -> None:
-    """Import trades from a CSV or Parquet file: timestamp, price, volume[, exchange_trade_id]."""
+def import_trades_command(path, exchange, columns, tz, unit, time_format, skip_rows, sort, skip_invalid,
+                          skip_existing, replace, new_venue, store_url) -> None:
+    """Import trades from a CSV or Parquet file: timestamp, price, volume[, exchange_trade_id].
+
+    Prices are in the pair's quote currency (USD of bitstamp_btc_usd), volumes in its base currency (BTC).
+    """
     from atlas.data.importers import import_trades
 
     with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_trades(store, path, exchange=exchange, columns=mapping(columns), tz=tz, unit=unit,
+                               time_format=time_format, skip_rows=skip_rows, sort=sort,
                                on_invalid="skip" if skip_invalid else "raise",
-                               on_duplicate="skip" if skip_existing else "raise", new_venue=new_venue)
+                               on_duplicate="skip" if skip_existing else "raise", replace=replace,
+                               new_venue=new_venue)
     click.echo(str(report))
 
 
@@ -88,15 +110,30 @@ def import_trades_command(path, exchange, columns, tz, unit, skip_invalid, skip_
 @_map
 @_tz
 @_unit
+@_format
+@_skip_rows
+@_sort
+@click.option("--keep", type=click.Choice(["first", "last"]), default=None,
+              help="Of several bars for one time, keep the first or the last in the file (counted); otherwise "
+                   "they are an error.")
+@_skip_invalid
+@_replace
 @_venue
 @store_option
-def import_bars_command(path, exchange, bucket, label, columns, tz, unit, new_venue, store_url) -> None:
-    """Import OHLCV bars from a CSV or Parquet file as metric series open, high, low, close, volume."""
+def import_bars_command(path, exchange, bucket, label, columns, tz, unit, time_format, skip_rows, sort, keep,
+                        skip_invalid, replace, new_venue, store_url) -> None:
+    """Import bars from a CSV or Parquet file as metric series open, high, low, close, volume.
+
+    Any subset of open, high, low and close imports (a close-only quote series); volume is optional, and a
+    missing volume is unknown, not zero. Prices are in the pair's quote currency, volume in its base currency.
+    """
     from atlas.data.importers import import_bars
 
     with open_store(store_url, after_failure=AFTER_IMPORT) as store:
         report = import_bars(store, path, exchange=exchange, bucket=bucket, columns=mapping(columns), label=label,
-                             tz=tz, unit=unit, new_venue=new_venue)
+                             tz=tz, unit=unit, time_format=time_format, skip_rows=skip_rows, sort=sort, keep=keep,
+                             on_invalid="skip" if skip_invalid else "raise", replace=replace,
+                             new_venue=new_venue)
     click.echo(str(report))
 
 

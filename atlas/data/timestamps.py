@@ -13,6 +13,8 @@ timestamps with ``tz="UTC"``.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -31,19 +33,32 @@ _PLAUSIBLE_YEARS = (1990, 2100)
 
 
 def to_utc(values: Iterable | pd.Series | pd.Index, *, tz: str | None = None, unit: str | None = None,
-           what: str = "timestamp") -> pd.DatetimeIndex:
+           time_format: str | None = None, what: str = "timestamp") -> pd.DatetimeIndex:
     """Converts values to a UTC DatetimeIndex following the rule above.
 
     Args:
         values: strings, datetimes, or numbers of ``unit`` since the epoch.
         tz: the zone that naive values were written in; without it naive values are an error.
         unit: for numeric values, ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``.
+        time_format: for text that is not ISO-8601, its ``strptime`` format (``"%Y-%m-%d %I-%p"``,
+            ``"%d/%m/%Y %H:%M %z"``); ISO-8601 text needs none.
         what: how to name the values in an error (a column name).
+
+    Text whose UTC offset changes from row to row (every file that crosses a daylight-saving change) is
+    converted row by row; a mix of rows with and without an offset is an error, as a naive row's zone would be
+    a guess. Naive text with ``tz`` set to a zone with daylight saving is localized in order: the hour that a
+    fall-back change repeats is read as the first, then the second occurrence.
+
+    Example:
+        >>> to_utc(["2024-03-10T01:30:00-05:00", "2024-03-10T03:30:00-04:00"]).tolist()
+        [Timestamp('2024-03-10 06:30:00+0000', tz='UTC'), Timestamp('2024-03-10 07:30:00+0000', tz='UTC')]
+        >>> to_utc(["2024-01-02 01-PM"], time_format="%Y-%m-%d %I-%p", tz="UTC")[0]
+        Timestamp('2024-01-02 13:00:00+0000', tz='UTC')
 
     Raises:
         DataValidationError: a value is not a timestamp (rule ``bad_timestamp``), is naive and no ``tz`` was
             given (``naive_timestamp``), is missing (``missing_timestamp``), or lies outside the years Atlas
-            can hold (``out_of_range_timestamp``); the message names the first such row.
+            can hold (``out_of_range_timestamp``); the message names the first such row and its value.
     """
     if isinstance(values, (pd.Series, pd.Index)):
         series = values
@@ -62,22 +77,22 @@ def to_utc(values: Iterable | pd.Series | pd.Index, *, tz: str | None = None, un
         elif isinstance(series.dtype, pd.DatetimeTZDtype):
             index = pd.DatetimeIndex(series).tz_convert("UTC")
         else:
-            index = pd.DatetimeIndex(_parse(series))
+            index = pd.DatetimeIndex(_parse(series, time_format, what))
             if index.tz is None:
                 if tz is None:
-                    first = index[0] if len(index) else None
+                    first = series[0] if len(series) else None
                     msg = (
-                        f"{what} values are naive (no time zone), e.g. row 0: {first}; Atlas stores UTC and does not "
-                        f"guess zones: say which zone the data was written in (tz='UTC', or --tz UTC on the command "
-                        f"line), or give timezone-aware values"
+                        f"{what} values are naive (no time zone), e.g. row 0: {first!r}; Atlas stores UTC and does "
+                        f"not guess zones: say which zone the data was written in (tz='UTC', or --tz UTC on the "
+                        f"command line), or give timezone-aware values"
                     )
                     raise DataValidationError(msg, rule="naive_timestamp", row=0)
-                index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+                index = _localize(index, series, tz, what)
             index = index.tz_convert("UTC")
     except (ValueError, TypeError, OverflowError) as error:
         if isinstance(error, DataValidationError):
             raise
-        raise _not_timestamps(series, what, error) from None
+        raise _not_timestamps(series, what, error, time_format) from None
     if index.hasnans:
         row = int(np.flatnonzero(index.isna())[0])
         msg = f"{what} is missing at row {row}; every row needs a timestamp"
@@ -112,31 +127,87 @@ def utc_timestamp(value, *, what: str = "time") -> pd.Timestamp:
     return stamp.as_unit("ns")
 
 
-def _parse(series: pd.Series | pd.Index) -> pd.Series | pd.Index:
+#: A UTC offset (or Z) ending a timestamp's text: ``Z``, ``+01:00``, ``-0500``, ``+02``.
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+_EXPECTED = ("expected ISO-8601 text such as 2024-01-31T12:00:00Z, datetimes, or epoch numbers with a unit "
+             "(--unit); for dates written another way give their format, e.g. --format '%d/%m/%Y %H:%M'")
+
+
+def _parse(series: pd.Series | pd.Index, time_format: str | None, what: str) -> pd.Series | pd.Index:
     text = pd.api.types.is_string_dtype(series.dtype) and pd.api.types.infer_dtype(series) not in (
         "datetime", "datetime64", "date")
-    return pd.to_datetime(series, format="ISO8601") if text else pd.to_datetime(series)
+    if not text:
+        if time_format is not None:
+            msg = (f"{what} values are already dates, not text: a format (--format {time_format!r}) only reads "
+                   f"text; leave it out")
+            raise DataValidationError(msg, rule="bad_timestamp")
+        return pd.to_datetime(series)
+    fmt = time_format or "ISO8601"
+    try:
+        return pd.to_datetime(series, format=fmt)
+    except ValueError as error:
+        if "mixed time" not in str(error).lower():
+            raise
+    # offsets that change within the file (daylight saving): convert each row, unless some rows have none
+    strings = pd.Series(np.asarray(series, dtype=object)).astype(str).str.strip()
+    with_offset = strings.str.contains(_OFFSET) if time_format is None or "%z" not in time_format else None
+    if with_offset is not None and not with_offset.all():
+        naive, aware = int(np.flatnonzero(~with_offset.to_numpy())[0]), int(np.flatnonzero(with_offset.to_numpy())[0])
+        msg = (f"{what} at row {naive} is {strings[naive]!r}, with no UTC offset, while row {aware} has one "
+               f"({strings[aware]!r}) (rule naive_timestamp); Atlas does not guess the zone of a row without an "
+               f"offset: give every row an offset, or none and say their zone with --tz")
+        raise DataValidationError(msg, rule="naive_timestamp", row=naive)
+    return pd.to_datetime(series, format=fmt, utc=True)
 
 
-def _not_timestamps(series, what: str, error: BaseException) -> DataValidationError:
+def _localize(index: pd.DatetimeIndex, series, tz: str, what: str) -> pd.DatetimeIndex:
+    """Naive times written in zone ``tz``, made aware; a daylight-saving change is read in order."""
+    try:
+        return index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
+    except (KeyError, LookupError) as error:  # zoneinfo's ZoneInfoNotFoundError is a KeyError
+        msg = (f"unknown time zone {tz!r} ({error}); give an IANA zone such as UTC, Europe/London or "
+               f"America/New_York (--tz)")
+        raise DataValidationError(msg, rule="unknown_zone") from None
+    except ValueError as error:
+        if "nonexistent" in type(error).__name__.lower() or "does not exist" in str(error).lower():
+            gap = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
+            row = int(np.flatnonzero(gap)[0])
+            msg = (f"{what} at row {row} is {np.asarray(series, dtype=object)[row]!r}, a time that does not exist "
+                   f"in {tz} (the clocks jumped forward over it; rule bad_timestamp); is --tz {tz} the zone the "
+                   f"file was written in? Files in UTC need --tz UTC")
+            raise DataValidationError(msg, rule="bad_timestamp", row=row) from None
+    try:  # a repeated hour at a fall-back change: the order of the rows tells which is which
+        return index.tz_localize(tz, ambiguous="infer", nonexistent="raise")
+    except ValueError:
+        gap = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
+        row = int(np.flatnonzero(gap)[0])
+        msg = (f"{what} at row {row} is {np.asarray(series, dtype=object)[row]!r}, a time that occurs twice in "
+               f"{tz} (the clocks went back; rule ambiguous_timestamp), and the rows' order does not tell which; "
+               f"export the file with UTC offsets, or in UTC (--tz UTC)")
+        raise DataValidationError(msg, rule="ambiguous_timestamp", row=row) from None
+
+
+def _not_timestamps(series, what: str, error: BaseException, time_format: str | None = None
+                    ) -> DataValidationError:
     """The bad_timestamp error naming the first value that is not a timestamp (pandas' own hints left out)."""
     values = pd.Series(np.asarray(series, dtype=object))
-    row = None
-    for i, value in enumerate(values):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        try:
-            pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError):
-            row = i
-            break
-    if row is None:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        msg = (f"{what} values are not all timestamps ({detail}); expected ISO-8601 text such as "
-               f"2024-01-31T12:00:00Z, datetimes, or epoch numbers with a unit (--unit)")
+    present = values.notna().to_numpy()
+    fmt = time_format or "ISO8601"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(values.astype(str).str.strip(), format=fmt, errors="coerce", utc=True)
+    failed = np.flatnonzero(present & parsed.isna().to_numpy())
+    if not len(failed):
+        msg = f"{what} values are not all timestamps (rule bad_timestamp); {_EXPECTED}"
         return DataValidationError(msg, rule="bad_timestamp")
-    msg = (f"{what} at row {row} is {values[row]!r}, not a timestamp (rule bad_timestamp); expected ISO-8601 text "
-           f"such as 2024-01-31T12:00:00Z, datetimes, or epoch numbers with a unit (--unit)")
+    row = int(failed[0])
+    if time_format is not None:
+        msg = (f"{what} at row {row} is {values[row]!r}, which does not match --format {time_format!r} (rule "
+               f"bad_timestamp); {len(failed)} rows do not. Correct the format (strptime codes: %Y year, %m "
+               f"month, %d day, %H hour, %I hour of 12 with %p AM/PM, %M minute, %S second, %z UTC offset)")
+    else:
+        msg = (f"{what} at row {row} is {values[row]!r}, not a timestamp (rule bad_timestamp); {len(failed)} rows "
+               f"are not. {_EXPECTED[0].upper()}{_EXPECTED[1:]}")
     return DataValidationError(msg, rule="bad_timestamp", row=row)
 
 

@@ -17,12 +17,13 @@ Example:
     35019
 """
 
+from atlas.data.importers._bars import import_bars
 from atlas.data.importers._columns import parse_columns
 from atlas.data.importers._gds import import_gds
 from atlas.data.importers._ob_analytics import import_ob_analytics, read_order_events, rebuild_books
 from atlas.data.importers._report import ImportReport
 from atlas.data.importers._samples import SAMPLES, sample_path
-from atlas.data.importers._tabular import import_bars, import_trades, trade_ids
+from atlas.data.importers._tabular import import_trades, trade_ids
 
 __all__ = [
     "SAMPLES",

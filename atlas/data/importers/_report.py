@@ -26,6 +26,8 @@ class ImportReport:
         written: rows written, by table (``"orderbook"``, ``"trade"``, ``"exchange_volume"``) or by series
             name (``"bitstamp_btc_usd.30min.close"``).
         skipped: rows left out, by ``table.rule`` (``"orderbook.crossed_book"``, ``"trade.already_stored"``).
+        noted: rows written but worth knowing about, by ``table.what`` (``"bars.zero_volume"``), and stored rows
+            an import with ``replace=True`` deleted (``"bars.replaced"``).
         first: the earliest timestamp written (UTC), or ``None`` when nothing was written.
         last: the latest timestamp written.
         seconds: wall time of the import.
@@ -44,11 +46,14 @@ class ImportReport:
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
     seconds: float = 0.0
+    noted: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # read-only views: a frozen report whose dicts can change is not frozen
         skipped = {rule: count for rule, count in self.skipped.items() if count}
+        noted = {what: count for what, count in self.noted.items() if count}
         object.__setattr__(self, "written", types.MappingProxyType(dict(self.written)))
         object.__setattr__(self, "skipped", types.MappingProxyType(skipped))
+        object.__setattr__(self, "noted", types.MappingProxyType(noted))
 
     @property
     def rows_written(self) -> int:
@@ -72,6 +77,8 @@ class ImportReport:
             text_ += f" from {self.first} to {self.last}"
         if self.skipped:
             text_ += "; skipped " + ", ".join(f"{n} {k}" for k, n in self.skipped.items())
+        if self.noted:
+            text_ += "; noted " + ", ".join(f"{n} {k}" for k, n in self.noted.items())
         return text_ + f" in {self.seconds:.1f}s"
 
 
@@ -81,6 +88,7 @@ class Tally:
     def __init__(self) -> None:
         self.written: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
+        self.noted: dict[str, int] = {}
         self.exchanges: list[str] = []
         self.first: pd.Timestamp | None = None
         self.last: pd.Timestamp | None = None
@@ -101,9 +109,13 @@ class Tally:
                 key = rule if "." in rule else f"{table}.{rule}"
                 self.skipped[key] = self.skipped.get(key, 0) + int(count)
 
+    def note(self, what: str, count: int) -> None:
+        if count:
+            self.noted[what] = self.noted.get(what, 0) + int(count)
+
     def report(self, source: str, seconds: float) -> ImportReport:
         return ImportReport(source, tuple(self.exchanges), self.written, self.skipped, self.first, self.last,
-                            seconds)
+                            seconds, self.noted)
 
 
 def parse_exchange(exchange: str | Exchange, store: MarketStore, *, new_venue: bool = False,

@@ -1,10 +1,4 @@
-"""Trades and OHLCV bars from CSV or Parquet files, with a column mapping.
-
-Trades go to the GDS ``trade`` table. Bars become metric series ``{exchange}.{width}.open`` (``high``,
-``low``, ``close``, ``volume``). Atlas stamps a bucket by its end (bucket ``t`` covers ``(t - width, t]``),
-while bar files usually stamp a bar by its start: with ``label="start"`` (the default) a bar stamped 00:00 is
-stored at 00:30 for 30-minute bars.
-"""
+"""Trades from CSV or Parquet files, with a column mapping, into the GDS ``trade`` table (bars: ``_bars``)."""
 
 from __future__ import annotations
 
@@ -15,24 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import text
 
-from atlas.data.buckets import parse_width, width_name
 from atlas.data.exchanges import Exchange
-from atlas.data.importers._columns import Table, numbers, parse_times, read_table, resolve_columns
+from atlas.data.importers._columns import numbers, parse_times, read_table, resolve_columns
 from atlas.data.importers._report import ImportReport, Tally, check_choice, check_writable, parse_exchange
-from atlas.data.series import SeriesKey
+from atlas.data.importers._rules import Rules
 from atlas.data.store import MarketStore
+from atlas.data.store._bulk import sql_times
 from atlas.data.store._market import TRADE_RULES, trade_problems
 from atlas.exceptions import DataValidationError
-
-_SKIP_HINT = "Fix the file, or import with on_invalid='skip' (--skip-invalid) to drop and count such rows"
-BAR_METRICS = ("open", "high", "low", "close", "volume")
 
 
 def import_trades(store: MarketStore, source: str | Path | pd.DataFrame, *, exchange: str | Exchange,
                   columns: Mapping[str, str] | str | None = None, tz: str | None = None,
-                  unit: str | None = None, on_invalid: str = "raise", on_duplicate: str = "raise",
-                  sort: bool = False, new_venue: bool = False) -> ImportReport:
+                  unit: str | None = None, time_format: str | None = None, skip_rows: int = 0,
+                  on_invalid: str = "raise", on_duplicate: str = "raise", sort: bool = False,
+                  replace: bool = False, new_venue: bool = False) -> ImportReport:
     """Imports trades from a CSV or Parquet file (or a DataFrame) into the ``trade`` table.
 
     The file needs a timestamp, a price and a volume per trade, and may have an ``exchange_trade_id``. Without
@@ -59,10 +52,15 @@ def import_trades(store: MarketStore, source: str | Path | pd.DataFrame, *, exch
         tz: the zone naive timestamps were written in (``"UTC"``); without it naive timestamps are an error.
         unit: for numeric timestamps, what they count since the epoch: ``"s"``, ``"ms"``, ``"us"`` or
             ``"ns"``.
-        on_invalid: ``"raise"`` on the first row with a price or volume that is zero, negative or not a
-            number, or an id repeated in the file; ``"skip"`` to drop and count such rows.
+        time_format: for timestamps written as text that is not ISO-8601, their ``strptime`` format.
+        skip_rows: lines above the header line to skip (a vendor's banner).
+        on_invalid: ``"raise"`` when rows have a price or volume that is zero, negative or not a number, or an
+            id repeated in the file (one error names every rule broken); ``"skip"`` to drop and count them.
         on_duplicate: trades already in the store: ``"raise"`` (nothing is written) or ``"skip"`` and count.
         sort: sort the rows by time first; otherwise a row earlier than the one before it is an error.
+        replace: where the store holds trades of this exchange between the file's first and last trade that
+            the file does not (another source's), delete the stored trades in that range and write the file's,
+            in one transaction; without it such an import is refused, so two sources are never mixed.
         new_venue: accept a venue Atlas does not know (``cme`` of ``cme_es_usd``); the store's
             ``extra_venues`` (``ATLAS_EXTRA_VENUES``) are accepted anyway.
 
@@ -79,32 +77,34 @@ def import_trades(store: MarketStore, source: str | Path | pd.DataFrame, *, exch
     check_choice("on_duplicate", on_duplicate, ("raise", "skip"))
     check_writable(store)
     exchange = parse_exchange(exchange, store, new_venue=new_venue)
-    table = read_table(source)
+    table = read_table(source, skip_rows=skip_rows)
     cols = resolve_columns(table, columns, ("timestamp", "price", "volume"), ("exchange_trade_id",))
-    times = parse_times(table, cols["timestamp"], tz=tz, unit=unit)
+    times = parse_times(table, cols["timestamp"], tz=tz, unit=unit, time_format=time_format)
     price, volume = numbers(table, cols["price"]), numbers(table, cols["volume"])
     if "exchange_trade_id" in cols:
         ids = table.frame[cols["exchange_trade_id"]].astype(str).to_numpy(dtype=object)
     else:
         ids = trade_ids(times, price, volume)
     rows = np.arange(len(times))
-    backwards = np.flatnonzero(np.diff(times.asi8) < 0)
-    if len(backwards) and sort:
+    rules = Rules(table, lambda i: f" ({times[i]}, id {ids[i]!r})")
+    backwards = np.diff(times.asi8) < 0
+    if sort:
         rows = np.argsort(times.asi8, kind="stable")
-    elif len(backwards):
-        i = int(backwards[0]) + 1
-        msg = (f"{table.where(i)} at {times[i]} is earlier than the row before it at {times[i - 1]} (rule "
-               f"timestamps_out_of_order); {len(backwards)} rows go back in time. Sort the file by time, or "
-               f"pass sort=True (--sort)")
-        raise DataValidationError(msg, rule="timestamps_out_of_order", row=i)
-    checks = {rule: (mask, TRADE_RULES[rule]) for rule, mask in trade_problems(price, volume, ids).items()}
+    else:
+        words = ("runs newest first: every trade is earlier than the one before it" if backwards.all() else
+                 "is earlier than the trade before it")
+        rules.check("timestamps_out_of_order", np.r_[False, backwards], words,
+                    fix="sort the trades by time with sort=True (--sort)", skippable=False)
+    for rule, mask in trade_problems(price, volume, ids).items():
+        rules.check(rule, mask, TRADE_RULES[rule])
     tally = Tally()
-    bad = _apply_rules(table, checks, on_invalid, tally, "trade",
-                       describe=lambda i: f" ({times[i]}, id {ids[i]!r})")
+    bad = rules.settle(on_invalid, tally, "trade")
     rows = rows[~bad[rows]]
     frame = pd.DataFrame({"timestamp": times[rows], "price": price[rows], "volume": volume[rows],
                           "exchange_trade_id": ids[rows]})
     with store.atomic():
+        if len(frame):
+            _clear_range(store, exchange, frame, replace, tally, table.name)
         try:
             written = store.write_trades(exchange, frame, on_duplicate=on_duplicate, source=table.name)
         except DataValidationError as error:
@@ -119,6 +119,36 @@ def import_trades(store: MarketStore, source: str | Path | pd.DataFrame, *, exch
     tally.skip("trade", written.skipped)
     tally.wrote("trade", written.written, pd.DatetimeIndex(frame["timestamp"]), exchange)
     return tally.report(table.name, time.perf_counter() - began)
+
+
+def _clear_range(store: MarketStore, exchange: Exchange, frame: pd.DataFrame, replace: bool, tally: Tally,
+                 source: str) -> None:
+    """Refuses trades over a range where the store holds trades this file lacks (another source's), or
+    (``replace``) deletes the stored trades in the file's range first.
+
+    A file holding every stored trade strictly inside its range (the same file again, a longer one, or a slice
+    of one) is left to the duplicate rule: trades at its first or last instant may be cut by the slice.
+    """
+    times = pd.DatetimeIndex(frame["timestamp"])
+    first, last = times.min(), times.max()
+    if replace:
+        tally.note("trade.replaced", store.clear_market(exchange, "trade", first, last))
+        return
+    first_sql, last_sql = sql_times(pd.DatetimeIndex([first, last]))
+    sql = ("SELECT exchange_trade_id FROM trade WHERE exchange = :exchange AND timestamp > :first "
+           "AND timestamp < :last")
+    with store.atomic() as conn:
+        inside = {row[0] for row in conn.execute(text(sql), {"exchange": exchange.name, "first": str(first_sql),
+                                                             "last": str(last_sql)})}
+    foreign = len(inside - set(frame["exchange_trade_id"].astype(str)))
+    if not foreign:
+        return
+    msg = (f"{source}: the store holds {foreign:,} trades of {exchange.name} between this file's first and last "
+           f"trade, {first} and {last}, that this file does not (another import's; rule already_stored); "
+           f"importing would mix two sources, so nothing was written. To replace the stored trades in that range "
+           f"with this file's, pass replace=True (--replace), or delete them first: atlas data delete "
+           f"{exchange.key} --start '{first}' --end '{last}'")
+    raise DataValidationError(msg, rule="already_stored")
 
 
 def trade_ids(times: pd.DatetimeIndex, price: np.ndarray, volume: np.ndarray) -> np.ndarray:
@@ -138,117 +168,3 @@ def trade_ids(times: pd.DatetimeIndex, price: np.ndarray, volume: np.ndarray) ->
         "h" + blake(f"{t}|{p!r}|{v!r}|{k}".encode(), digest_size=16).hexdigest()
         for t, p, v, k in zip(nanos.tolist(), price.tolist(), volume.tolist(), occurrence.tolist())
     ], dtype=object)
-
-
-def import_bars(store: MarketStore, source: str | Path | pd.DataFrame, *, exchange: str | Exchange,
-                bucket: str, columns: Mapping[str, str] | str | None = None, label: str = "start",
-                tz: str | None = None, unit: str | None = None, on_invalid: str = "raise",
-                new_venue: bool = False) -> ImportReport:
-    """Imports OHLCV bars as metric series ``{exchange}.{width}.open``, ``high``, ``low``, ``close``,
-    ``volume``.
-
-    Atlas stamps a bucket by its end; with ``label="start"`` each bar's stamp is moved forward by one width,
-    so a 30-minute bar stamped 00:00 is stored as the bucket 00:30. Bars must lie on the bucket grid
-    (multiples of the width since the Unix epoch) and strictly increase in time. Importing the same bars again
-    overwrites them.
-
-    Example:
-        >>> import pandas as pd
-        >>> from atlas.data import MarketStore
-        >>> bars = pd.DataFrame({"timestamp": ["2024-01-01 00:00"], "open": [100.0], "high": [101.0],
-        ...                      "low": [99.0], "close": [100.5], "volume": [3.0]})
-        >>> store = MarketStore("sqlite://")
-        >>> _ = import_bars(store, bars, exchange="bitstamp", bucket="30min", tz="UTC")
-        >>> store.read_series("bitstamp_btc_usd.30min.close").index[0]
-        Timestamp('2024-01-01 00:30:00+0000', tz='UTC')
-
-    Args:
-        store: the destination store.
-        source: a ``.csv``/``.csv.gz``/``.parquet`` path, or a DataFrame.
-        exchange: the exchange, e.g. ``"bitstamp"``.
-        bucket: the bars' width: ``"1min"``, ``"30min"``, ``"1h"``, ...
-        columns: Atlas column -> file column (``{"timestamp": "Date", "open": "BTC.open"}``).
-        label: whether the file stamps a bar by its ``"start"`` or its ``"end"``.
-        tz: the zone naive timestamps were written in; without it naive timestamps are an error.
-        unit: for numeric timestamps, ``"s"``, ``"ms"``, ``"us"`` or ``"ns"`` since the epoch.
-        on_invalid: ``"raise"`` on the first bar that breaks a value rule (a price that is not positive, a
-            high below the open or close, a low above them, a negative volume), or ``"skip"`` and count.
-        new_venue: accept a venue Atlas does not know; the store's ``extra_venues`` are accepted anyway.
-
-    Returns:
-        Values written per series name, and bars skipped by rule.
-
-    Raises:
-        DataValidationError: a column is missing, a bar is off the grid or out of order, or breaks a value
-            rule.
-    """
-    began = time.perf_counter()
-    check_choice("label", label, ("start", "end"))
-    check_choice("on_invalid", on_invalid, ("raise", "skip"))
-    exchange = parse_exchange(exchange, store, new_venue=new_venue)
-    width = parse_width(bucket)
-    name = width_name(width)
-    table = read_table(source)
-    cols = resolve_columns(table, columns, ("timestamp", *BAR_METRICS))
-    stamps = parse_times(table, cols["timestamp"], tz=tz, unit=unit)
-    labels = stamps + width if label == "start" else stamps
-    _check_grid(table, stamps, labels, width, name, label)
-    o, h, low, c, v = (numbers(table, cols[m]) for m in BAR_METRICS)
-    with np.errstate(invalid="ignore"):
-        checks = {
-            "non_positive_price": (~((o > 0) & (h > 0) & (low > 0) & (c > 0)),
-                                   "has an open, high, low or close that is zero, negative or not a number"),
-            "negative_volume": (~(v >= 0), "has a volume that is negative or not a number"),
-            "out_of_range": (np.isinf(o) | np.isinf(h) | np.isinf(low) | np.isinf(c) | np.isinf(v),
-                             "has an infinite value; the store keeps finite numbers only"),
-            "inconsistent_ohlc": (~((h >= np.maximum(o, c)) & (low <= np.minimum(o, c))),
-                                  "has a high below its open or close, or a low above them"),
-        }
-    tally = Tally()
-    bad = _apply_rules(table, checks, on_invalid, tally, "bars",
-                       describe=lambda i: (f" ({stamps[i]}: open {o[i]}, high {h[i]}, low {low[i]}, "
-                                           f"close {c[i]}, volume {v[i]})"))
-    index = labels[~bad].rename("bucket")
-    series = {SeriesKey(exchange, name, metric): pd.Series(values[~bad], index=index)
-              for metric, values in zip(BAR_METRICS, (o, h, low, c, v))}
-    with store.atomic():
-        store.write_series(series, owner="bars")
-    for key, values in series.items():
-        tally.wrote(key.name, len(values), index, exchange)
-    return tally.report(table.name, time.perf_counter() - began)
-
-
-def _check_grid(table: Table, stamps: pd.DatetimeIndex, labels: pd.DatetimeIndex, width: pd.Timedelta,
-                name: str, label: str) -> None:
-    steps = np.diff(labels.asi8)
-    if (steps <= 0).any():
-        i = int(np.flatnonzero(steps <= 0)[0]) + 1
-        what = "repeats" if steps[i - 1] == 0 else "is earlier than"
-        msg = (f"{table.where(i)} at {stamps[i]} {what} the bar before it at {stamps[i - 1]} (rule "
-               f"timestamps_out_of_order); bar timestamps must strictly increase: sort the file and drop "
-               f"repeats")
-        raise DataValidationError(msg, rule="timestamps_out_of_order", row=i)
-    off = np.flatnonzero(labels.as_unit("ns").asi8 % width.value)
-    if len(off):
-        i = int(off[0])
-        msg = (f"{table.where(i)} at {stamps[i]} is not on the {name} grid (rule off_grid): Atlas buckets "
-               f"are multiples of {name} since the Unix epoch, stamped by their end, and this bar's bucket "
-               f"would end at {labels[i]} (label={label!r}); {len(off)} bars are off the grid. Is "
-               f"bucket={name!r} the bars' width?")
-        raise DataValidationError(msg, rule="off_grid", row=i)
-
-
-def _apply_rules(table: Table, checks: dict, on_invalid: str, tally: Tally, kind: str,
-                 describe) -> np.ndarray:
-    """Raises on the first row breaking a rule, or counts each bad row under the first rule it breaks."""
-    bad = np.zeros(len(table.frame), dtype=bool)
-    for rule, (mask, words) in checks.items():
-        mask = np.asarray(mask, dtype=bool) & ~bad
-        if mask.any() and on_invalid == "raise":
-            i = int(np.flatnonzero(mask)[0])
-            msg = (f"{table.where(i)}{describe(i)} {words} (rule {rule}); {int(mask.sum())} rows break it. "
-                   f"{_SKIP_HINT}")
-            raise DataValidationError(msg, rule=rule, row=i)
-        tally.skip(kind, {rule: int(mask.sum())})
-        bad |= mask
-    return bad
