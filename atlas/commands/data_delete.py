@@ -32,7 +32,7 @@ def delete(target, start, end, yes, store_url) -> None:
         if not plan.total:
             click.echo(f"Nothing to delete: {plan}.")
             return
-        click.echo(f"Would delete {plan.total:,} rows and values of {plan.target}: {plan}.")
+        click.echo(f"Would delete {plan}.")
         if not yes:
             if not sys.stdin.isatty():
                 raise click.UsageError("deleting needs a confirmation: pass --yes to delete what is listed above")

@@ -32,7 +32,7 @@ def test_a_series_range_is_deleted_after_a_confirmation_and_nothing_else_is_touc
             "2024-01-01 19:00", "--store", store_url]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "pass --yes" in result.output
-    assert "Would delete 10 rows and values of bitstamp_btc_usd.1h.close" in result.output
+    assert "Would delete 10 values of bitstamp_btc_usd.1h.close from 2024-01-01 10:00:00+00:00" in result.output
     assert len(store.read_series("bitstamp_btc_usd.1h.close")) == 48  # nothing deleted unconfirmed
     result = CliRunner().invoke(main, [*args, "--yes"])
     assert result.exit_code == 0, result.output

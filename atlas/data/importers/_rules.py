@@ -89,20 +89,33 @@ class Rules:
         broken = own
         first = broken[0]
         if len(broken) == 1:
-            head = f"{self._rows(first)} {first.words} (rule {first.rule}); {len(first.rows)} rows break it. "
+            head = f"{self._rows(first)} {first.words} (rule {first.rule}); {_count(first)}{self._others(first)}. "
             msg = f"{head}{_fix(first.fix)}; nothing was written"
         else:
             lines = [f"{self.table.name}: {len(broken)} rules are broken; nothing was written:"]
             for b in broken:
                 count = f"{len(b.rows)} row{'s' * (len(b.rows) != 1)}"
-                lines.append(f"  - rule {b.rule}, {count}: {self._rows(b)} {b.words}. {_fix(b.fix)}")
+                lines.append(f"  - rule {b.rule}, {count}: {self._rows(b)} {b.words}{self._others(b)}. "
+                             f"{_fix(b.fix)}")
             msg = "\n".join(lines)
         return DataValidationError(msg, rule=first.rule, row=int(first.rows[0]))
 
     def _rows(self, broken: Broken) -> str:
-        shown = [f"{self.table.where(int(i))}{self.describe(int(i))}" for i in broken.rows[:SHOWN_ROWS]]
-        more = f" and {len(broken.rows) - SHOWN_ROWS} more" if len(broken.rows) > SHOWN_ROWS else ""
-        return "; ".join(shown) + more
+        """The first offending row, described in full."""
+        return f"{self.table.where(int(broken.rows[0]))}{self.describe(int(broken.rows[0]))}"
+
+    def _others(self, broken: Broken) -> str:
+        """`` (also rows 4, 9 and 12 more)``: where the next offending rows are."""
+        if len(broken.rows) < 2:
+            return ""
+        rows = ", ".join(str(int(i)) for i in broken.rows[1:SHOWN_ROWS + 1])
+        more = f" and {len(broken.rows) - SHOWN_ROWS - 1} more" if len(broken.rows) > SHOWN_ROWS + 1 else ""
+        return f" (also row{'s' * (len(broken.rows) > 2)} {rows}{more})"
+
+
+def _count(broken: Broken) -> str:
+    n = len(broken.rows)
+    return "1 row breaks it" if n == 1 else f"{n} rows break it"
 
 
 def _fix(text: str) -> str:
