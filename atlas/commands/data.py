@@ -18,7 +18,6 @@ from atlas.commands._common import (
     time_option,
     write_output,
 )
-from atlas.commands.data_delete import delete
 from atlas.commands.data_import import import_group
 
 
@@ -28,7 +27,6 @@ def data() -> None:
 
 
 data.add_command(import_group)
-data.add_command(delete)
 
 
 @data.command()
@@ -50,16 +48,16 @@ def simulate(days, exchanges, seed, signal, start, lag, snapshot_interval, level
     Each day is written in one transaction. An interrupted run is finished by running the same command again:
     the days it wrote are kept and only the others are written, giving the same data as an uninterrupted run.
     """
-    from atlas.config import Settings
     from atlas.data import Exchange
     from atlas.data.simulator import MarketSimulator, SimulatorConfig
 
-    venues = Settings.from_env().store.extra_venues
-    names = tuple(Exchange.parse(name, extra_venues=venues) for name in split_list(exchanges) or ())
+    names = tuple(Exchange.read(name) for name in split_list(exchanges) or ())
     config = SimulatorConfig(exchanges=names, days=days, seed=seed, signal=signal,
                              start=start, lag=lag, snapshot_interval=snapshot_interval, levels=levels)
     simulator = MarketSimulator(config)
     with open_store(store_url, after_failure=AFTER_SIMULATE) as store:
+        for exchange in config.exchanges:  # known if built in, in ATLAS_EXTRA_VENUES, or already in the store
+            store.known_exchange(exchange)
         click.echo(simulator.resume_text(simulator.written_days(store)))
         report = simulator.simulate_into(store, progress=sys.stderr.isatty())
     click.echo(str(report))

@@ -42,7 +42,11 @@ def metric_name(base: str, *, depth: float | None = None, slippage: float | None
 
 @dataclass(frozen=True)
 class SeriesKey:
-    """The three parts of a series name."""
+    """The three parts of a series name.
+
+    A name's exchange is read by its form only (:meth:`Exchange.read`): whether its venue is known is the store's
+    to say (:meth:`MarketStore.known_exchange <atlas.data.MarketStore.known_exchange>`).
+    """
 
     exchange: Exchange
     width: str
@@ -57,7 +61,7 @@ class SeriesKey:
 
     @classmethod
     def of(cls, exchange: str | Exchange, width, metric: str) -> SeriesKey:
-        return cls(Exchange.parse(exchange, extra_venues=_venue_of(exchange)), width_name(width), metric)
+        return cls(Exchange.read(exchange), width_name(width), metric)
 
     @classmethod
     def parse(cls, name: str) -> SeriesKey:
@@ -72,9 +76,5 @@ class SeriesKey:
                    "e.g. 'bitstamp_btc_usd.1min.midpoint' (see `atlas data info` for the stored ones)")
             raise ConfigError(msg)
         exchange, width, metric = parts
-        return cls(Exchange.parse(exchange, extra_venues=_venue_of(exchange)), width_name(width), metric)
+        return cls(Exchange.read(exchange), width_name(width), metric)
 
-
-def _venue_of(exchange: str | Exchange) -> tuple[str, ...]:
-    # A name already in the store was accepted when it was written: do not refuse it when reading it back.
-    return () if isinstance(exchange, Exchange) else (str(exchange).split("_")[0].lower(),)

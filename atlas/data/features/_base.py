@@ -205,22 +205,25 @@ class Feature:
     def exchange(self, name: str | Exchange, pair: str = DEFAULT_PAIR, *, new_venue: bool = False) -> Feature:
         """The same feature on another exchange: a venue (``"kraken"``) or a full name (``"kraken_btc_eur"``).
 
+        Any well-formed name is taken here, a venue of your own too (``"cme_es_usd"``): whether its venue is known
+        (built in, configured in ``ATLAS_EXTRA_VENUES``, or with data in the store) is decided where the store is
+        known, by :meth:`FeatureLabelSet.build <atlas.data.FeatureLabelSet.build>`, which names the closest
+        venues of a misspelled one.
+
         Args:
             name: the venue, or venue, base and quote joined by underscores; or an :class:`Exchange`.
             pair: the pair when ``name`` is a venue only, as ``base_quote``.
-            new_venue: accept a venue Atlas does not know (as ``--new-venue`` does on the command line).
+            new_venue: kept for code written when only built-in venues were taken here; it changes nothing.
 
         Raises:
-            UnknownExchangeError: the venue is unknown (with the closest known ones).
+            UnknownExchangeError: the name is not a venue nor ``venue_base_quote``.
         """
-        venue = (str(name).split("_")[0].lower(),) if new_venue else ()
-        return self._set(exchange=Exchange.parse(name, pair=pair, extra_venues=venue))
+        return self._set(exchange=Exchange.read(name, pair=pair))
 
     def exchanges(self, *names: str | Exchange, new_venue: bool = False) -> Feature:
-        """The exchanges of a feature that reads several (``InterExchangeSpread``, ``FairValue``, ...)."""
-        parsed = tuple(Exchange.parse(n, extra_venues=(str(n).split("_")[0].lower(),) if new_venue else ())
-                       for n in names)
-        return self._set(exchanges=parsed)
+        """The exchanges of a feature that reads several (``InterExchangeSpread``, ``FairValue``, ...); names are
+        taken as :meth:`exchange` takes them (``new_venue`` changes nothing)."""
+        return self._set(exchanges=tuple(Exchange.read(n) for n in names))
 
     def bitstamp(self) -> Feature:
         """On BITSTAMP_BTC_USD (``.bitstamp_btc_eur()`` and the like name another pair)."""

@@ -57,13 +57,13 @@ def _choice(allowed: tuple[str, ...]):
 
 
 def _exchange(owner: str, key: str, value: Any) -> str:
-    return Exchange.parse(value).key
+    return Exchange.read(value).key  # the venue is checked where the store is known (FeatureLabelSet.build)
 
 
 def _exchanges(owner: str, key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str | Exchange):
         value = (value,)
-    keys = tuple(Exchange.parse(v).key for v in value)
+    keys = tuple(Exchange.read(v).key for v in value)
     if len(set(keys)) != len(keys):
         msg = f"{owner}.exchanges must be different exchanges, got exchanges={list(keys)}"
         raise ConfigError(msg)
@@ -243,12 +243,7 @@ class Leaf(Feature):
 
     @classmethod
     def _from_dict(cls, description: dict[str, Any]) -> Feature:
-        params = dict(description)
-        if isinstance(params.get("exchange"), str):
-            params["exchange"] = _stored_exchange(params["exchange"])
-        if isinstance(params.get("exchanges"), list | tuple):
-            params["exchanges"] = tuple(_stored_exchange(e) for e in params["exchanges"])
-        return cls(**params)
+        return cls(**description)
 
     # computing ----------------------------------------------------------------------------------------------
 
@@ -292,13 +287,6 @@ class Leaf(Feature):
 
     def _footprint(self) -> Footprint:
         raise NotImplementedError
-
-
-def _stored_exchange(name: Any) -> Any:
-    """A stored exchange was accepted when it was written: do not refuse a venue added since."""
-    if not isinstance(name, str):
-        return name
-    return Exchange.parse(name, extra_venues=(name.split("_")[0].lower(),))
 
 
 def _text(value: Any) -> str:

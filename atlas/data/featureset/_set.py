@@ -158,7 +158,9 @@ class FeatureLabelSet:
 
         Raises:
             MissingDataError: a feature needs a series the store lacks; the message says what produces it.
+            UnknownExchangeError: a feature reads a venue that is not built in, configured, nor in the store.
         """
+        self._check_exchanges(store)
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=self.horizon)
         key = None
         frames = FrameCache(store.cache_folder) if cache and store.cache_folder is not None else None
@@ -187,6 +189,7 @@ class FeatureLabelSet:
         ``max_interpolate`` buckets as in :meth:`build`, and a value that is still missing stays NaN (the caller
         decides what to do with the row). Never cached: serving wants the newest data.
         """
+        self._check_exchanges(store)
         rows, wide = self._grids(start, end, before=self.lookback + self.max_interpolate, after=0)
         frame = self.compute_features(read_series(store, self.feature_series(), wide), wide)
         frame = frame.loc[rows[0]:rows[-1]]
@@ -249,6 +252,7 @@ class FeatureLabelSet:
 
     def coverage(self, start, end, *, store: MarketStore) -> pd.DataFrame:
         """Per feature and label: buckets in the range, buckets with a value before cleaning, and the fraction."""
+        self._check_exchanges(store)
         rows, wide = self._grids(start, end, before=self.lookback, after=self.horizon)
         data = read_series(store, sorted(self.series(), key=lambda k: k.name), wide)
         out = []
@@ -336,6 +340,16 @@ class FeatureLabelSet:
                              scaling=scaling, labels=classes, balance=balance, horizon=self.horizon,
                              embargo=embargo, window=window, allow_gaps=allow_gaps, bucket=self.bucket,
                              seed=seed) for s in splits]
+
+    def _check_exchanges(self, store: MarketStore) -> None:
+        """Every exchange read is of a venue the store knows (built in, configured, or with data there): a
+        misspelled or unimported venue is named here, with the feature that reads it, before any data is read."""
+        users: dict = {}
+        for feature in (*self.features, *self.labels):
+            for key in feature.series():
+                users.setdefault(key.exchange, feature.name)
+        for exchange, used_by in sorted(users.items()):
+            store.known_exchange(exchange, used_by=used_by)
 
     def _label(self, label: str | None) -> str:
         label = label or self.label_names[0]

@@ -148,7 +148,7 @@ class MetricPipeline:
             if as_stored in extent:  # even a venue Atlas does not know, once its data is in the store
                 chosen.append(as_stored)
                 continue
-            name = Exchange.parse(given).name  # an unknown venue: did you mean ...
+            name = self.store.known_exchange(given).name  # an unknown venue: did you mean ...
             close = difflib.get_close_matches(name, list(extent), n=2, cutoff=0.85)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
             stored = ", ".join(sorted(extent)) or "none: import or simulate data first"
@@ -222,4 +222,4 @@ class MetricPipeline:
 
 def _stored(name: str) -> Exchange:
     """An exchange named as in the store: its venue was accepted when its data was written."""
-    return Exchange.parse(name, extra_venues=(str(name).split("_")[0].lower(),))
+    return Exchange.read(name)

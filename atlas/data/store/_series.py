@@ -83,6 +83,11 @@ def registry(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "exchange", "bucket_width", "metric"])
 
 
+def exchanges(conn: Connection) -> list[str]:
+    """The exchanges that have registered series (GDS names): bars imported for a venue make it known."""
+    return sorted(conn.execute(select(schema.series.c.exchange).distinct()).scalars())
+
+
 def summary(conn: Connection) -> pd.DataFrame:
     """Per series: first and last bucket, values, expected buckets between them, missing ones and coverage."""
     sql = ("SELECT s.name, s.exchange, s.bucket_width, s.metric, MIN(m.bucket), MAX(m.bucket), COUNT(*) "

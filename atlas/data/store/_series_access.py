@@ -15,7 +15,7 @@ from atlas.exceptions import ConfigError, DataValidationError
 
 class SeriesAccess:
     """Metric series, watermarks and data versions; mixed into :class:`~atlas.data.MarketStore`, whose
-    transactions (``atomic``, ``_read``), ingest log (``_log``) and exchange lookup it uses."""
+    transactions (``atomic``, ``_read``), ingest log (``_log``) and exchange lookup (``_stored_exchange``) it uses."""
 
     # metric series ------------------------------------------------------------------------------------------
 
@@ -58,14 +58,16 @@ class SeriesAccess:
 
     def width_owner(self, exchange: str | Exchange, width: str) -> str | None:
         """Who writes ``exchange``'s series at ``width``: ``"bars"``, ``"metrics"`` or None (see write_series)."""
+        name = self._stored_exchange(exchange).name
         with self._read() as conn:
-            return _series.width_owner(conn, self._stored_exchange(exchange).name, width)
+            return _series.width_owner(conn, name, width)
 
     def require_owner(self, exchange: str | Exchange, width: str, owner: str) -> None:
         """Raises ConfigError when ``exchange``'s series at ``width`` belong to the other writer (see
         :meth:`write_series`): a command checks before it starts, and every write checks again."""
+        name = self._stored_exchange(exchange).name
         with self._read() as conn:
-            _require_owner(conn, self._stored_exchange(exchange).name, width, owner)
+            _require_owner(conn, name, width, owner)
 
     def read_series(self, name: str | SeriesKey, start=None, end=None) -> pd.Series:
         """One metric series with ``start <= bucket <= end``, indexed by bucket (UTC).
@@ -97,21 +99,23 @@ class SeriesAccess:
 
     def watermark(self, exchange: str | Exchange, width: str) -> pd.Timestamp | None:
         """The last bucket the metric pipeline has computed for ``exchange`` and ``width``."""
+        name = self._stored_exchange(exchange).name
         with self._read() as conn:
-            return _series.get_watermark(conn, self._stored_exchange(exchange).name, width)
+            return _series.get_watermark(conn, name, width)
 
     def set_watermark(self, exchange: str | Exchange, width: str, through: pd.Timestamp) -> None:
         """Sets the watermark outright (tests, repairs); the pipeline moves it with :meth:`advance_watermark`."""
+        name = self._stored_exchange(exchange).name
         with self.atomic() as conn:
-            _series.set_watermark(conn, self._stored_exchange(exchange).name, width,
-                                  through)
+            _series.set_watermark(conn, name, width, through)
 
     def market_version(self, exchange: str | Exchange) -> int:
         """The newest write of market data for ``exchange``: a metrics run reads it before it reads the data, and
         passes it to :meth:`advance_watermark`."""
+        name = self._stored_exchange(exchange).name
         with self.atomic() as conn:
             _series.lock_watermarks(conn)
-            return _series.market_version(conn, self._stored_exchange(exchange).name)
+            return _series.market_version(conn, name)
 
     def advance_watermark(self, exchange: str | Exchange, width: str, through: pd.Timestamp, *,
                           read: int) -> pd.Timestamp:
@@ -122,9 +126,10 @@ class SeriesAccess:
         Returns:
             The watermark set: ``through``, or the bucket before the earliest data that arrived meanwhile.
         """
+        name = self._stored_exchange(exchange).name
         with self.atomic() as conn:
             _series.lock_watermarks(conn)
-            return _series.advance_watermark(conn, self._stored_exchange(exchange).name, width, through, read)
+            return _series.advance_watermark(conn, name, width, through, read)
 
     def data_version(self, exchanges=None, start=None, end=None) -> int:
         """A number that grows with every write of market data or metric series (the newest ingest log id).

@@ -12,19 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from atlas.config import Settings, mask_url
 from atlas.data._checks import check_choice
-from atlas.data.exchanges import Exchange
+from atlas.data.exchanges import DEFAULT_PAIR, Exchange, Venues
 from atlas.data.orderbooks import BookBatch
 from atlas.data.store import _market, _series
 from atlas.data.store import _schema as schema
 from atlas.data.store._engine import GDS_SETTING, STORE_SETTING, open_engine, translated
-from atlas.data.store._deletes import DeleteAccess
 from atlas.data.store._series_access import SeriesAccess
-from atlas.exceptions import DataValidationError, StoreError, UnknownExchangeError
+from atlas.exceptions import DataValidationError, StoreError
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class WriteReport:
         return sum(self.skipped.values())
 
 
-class MarketStore(SeriesAccess, DeleteAccess):
+class MarketStore(SeriesAccess):
     """Order books, trades and exchange volume in GDS's tables, and Atlas's metric series beside them.
 
     SQLite by default, PostgreSQL (or any SQLAlchemy database) by URL. With ``gds_url`` the market tables are read
@@ -57,7 +56,8 @@ class MarketStore(SeriesAccess, DeleteAccess):
         url: SQLAlchemy URL of the Atlas store.
         gds_url: optional URL of a GDS database to read market data from in place (opened read-only: a GDS
             SQLite file is never changed, a PostgreSQL session is read-only).
-        extra_venues: venues accepted beside the built-in ones (``ATLAS_EXTRA_VENUES``), e.g. ``("cme",)``.
+        extra_venues: venues accepted beside the built-in ones (``ATLAS_EXTRA_VENUES``), e.g. ``("cme",)``; the
+            venues with data in the store are accepted too (:meth:`venues`).
         cache_folder: where built feature frames are cached (``$ATLAS_HOME/cache`` through
             :meth:`from_settings`); None: no cache.
 
@@ -165,15 +165,42 @@ class MarketStore(SeriesAccess, DeleteAccess):
         if invalidate:  # market data: the metric buckets from `first` on must be computed again
             _series.lower_watermarks(conn, exchange.name, first)
 
+    def venues(self) -> Venues:
+        """The venues this store knows, by Atlas's one rule (:class:`~atlas.data.exchanges.Venues`): built in,
+        configured (``extra_venues``, from ``ATLAS_EXTRA_VENUES``), and present here (market tables or metric
+        series: a venue imported with ``--new-venue``, bars only included)."""
+        return Venues(configured=self.extra_venues, stored=tuple(_venue_of(name) for name in self.exchanges()))
+
+    def known_exchange(self, exchange: str | Exchange, *, pair: str = DEFAULT_PAIR,
+                       used_by: str | None = None) -> Exchange:
+        """The exchange ``exchange`` names, if its venue is known: built in, configured, or present in the store.
+
+        The store is read only for a venue neither built in nor configured: its metric series first (a small
+        table), then its market tables.
+
+        Args:
+            exchange: a venue, ``venue_base_quote``, or an :class:`Exchange`.
+            pair: the pair used when ``exchange`` names a venue only.
+            used_by: what reads the exchange (a feature's name), for the message.
+
+        Raises:
+            UnknownExchangeError: the venue is in none of those places; the message names the known venues, the
+                closest ones, and how to add one (``--new-venue`` on import, or ``ATLAS_EXTRA_VENUES``).
+        """
+        wanted = Exchange.read(exchange, pair=pair)
+        configured = Venues(configured=self.extra_venues)
+        if wanted.venue in configured:
+            return wanted
+        with self._read() as conn:
+            in_series = {_venue_of(name) for name in _series.exchanges(conn)}
+        if wanted.venue in in_series:
+            return wanted
+        return self.venues().check(exchange, pair=pair, used_by=used_by)
+
     def _stored_exchange(self, exchange: str | Exchange) -> Exchange:
-        """An exchange to read: a known venue, or one whose data is in the store (imported as a new venue)."""
-        try:
-            return Exchange.parse(exchange, extra_venues=self.extra_venues)
-        except UnknownExchangeError:
-            own = Exchange.parse(exchange, extra_venues=(str(exchange).split("_")[0].lower(),))
-            if own.name in self.summary()["exchange"].tolist():
-                return own
-            raise
+        """An exchange argument of a read or a write: a name must be of a known venue (:meth:`known_exchange`); an
+        :class:`Exchange` was accepted by its caller (an importer with ``new_venue=True``, a series key)."""
+        return exchange if isinstance(exchange, Exchange) else self.known_exchange(exchange)
 
     # market data --------------------------------------------------------------------------------------------
 
@@ -191,7 +218,7 @@ class MarketStore(SeriesAccess, DeleteAccess):
             DataValidationError: a snapshot breaks a rule and ``on_invalid="raise"``.
         """
         self.require_writable()
-        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
+        exchange = self._stored_exchange(exchange)
         check_choice("on_invalid", on_invalid, ("raise", "skip"))
         skipped: dict[str, int] = {}
         if on_invalid == "skip":
@@ -219,7 +246,7 @@ class MarketStore(SeriesAccess, DeleteAccess):
             DataValidationError: a row breaks a rule, or a trade is already stored, and the option says raise.
         """
         self.require_writable()
-        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
+        exchange = self._stored_exchange(exchange)
         check_choice("on_invalid", on_invalid, ("raise", "skip"))
         check_choice("on_duplicate", on_duplicate, ("raise", "skip"))
         missing = {"timestamp", "price", "volume", "exchange_trade_id"} - set(trades.columns)
@@ -269,7 +296,7 @@ class MarketStore(SeriesAccess, DeleteAccess):
     def write_exchange_volume(self, exchange: str | Exchange, volume: pd.Series, *, source: str = "import") -> int:
         """Stores an exchange's reported (24-hour) volume, a Series indexed by UTC time."""
         self.require_writable()
-        exchange = Exchange.parse(exchange, extra_venues=self.extra_venues)
+        exchange = self._stored_exchange(exchange)
         _require_utc(volume.index, "exchange volume")
         values = volume.to_numpy(dtype=float)
         for rule, mask, words in _market.volume_problems(values):
@@ -287,14 +314,15 @@ class MarketStore(SeriesAccess, DeleteAccess):
 
     def read_orderbook_text(self, exchange, start=None, end=None) -> tuple[pd.DatetimeIndex, list, list]:
         """Snapshots with ``start < timestamp <= end`` as stored: times and the GDS JSON of each side."""
+        exchange = self._stored_exchange(exchange)
         with self._market_read() as conn:
-            return _market.read_orderbook_text(conn, self._stored_exchange(exchange),
-                                               start, end)
+            return _market.read_orderbook_text(conn, exchange, start, end)
 
     def read_orderbook_times(self, exchange, start=None, end=None) -> tuple[np.ndarray, pd.DatetimeIndex]:
         """Row ids and times of the snapshots with ``start < timestamp <= end``, without their JSON."""
+        exchange = self._stored_exchange(exchange)
         with self._market_read() as conn:
-            return _market.read_orderbook_times(conn, self._stored_exchange(exchange), start, end)
+            return _market.read_orderbook_times(conn, exchange, start, end)
 
     def read_orderbook_sides(self, ids) -> tuple[list, list]:
         """The GDS JSON (bids, asks) of the snapshots with these row ids, in the order given."""
@@ -307,13 +335,14 @@ class MarketStore(SeriesAccess, DeleteAccess):
 
     def read_trades(self, exchange, start=None, end=None) -> pd.DataFrame:
         """Trades with ``start < timestamp <= end``: timestamp, price, volume, exchange_trade_id."""
+        exchange = self._stored_exchange(exchange)
         with self._market_read() as conn:
-            return _market.read_trades(conn, self._stored_exchange(exchange), start, end)
+            return _market.read_trades(conn, exchange, start, end)
 
     def read_exchange_volume(self, exchange, start=None, end=None) -> pd.Series:
+        exchange = self._stored_exchange(exchange)
         with self._market_read() as conn:
-            return _market.read_exchange_volume(conn, self._stored_exchange(exchange),
-                                                start, end)
+            return _market.read_exchange_volume(conn, exchange, start, end)
 
     def summary(self) -> pd.DataFrame:
         """Rows, first and last timestamp per exchange and market table."""
@@ -321,8 +350,19 @@ class MarketStore(SeriesAccess, DeleteAccess):
             return _market.summary(conn)
 
     def exchanges(self) -> list[str]:
-        """The exchanges with market data, GDS names."""
-        return sorted(self.summary()["exchange"].unique().tolist())
+        """The exchanges with data, GDS names: in the market tables or in metric series (imported bars)."""
+        with self._market_read() as conn:
+            market = {row[0] for table in schema.MARKET_TABLES
+                      for row in conn.execute(text(f"SELECT DISTINCT exchange FROM {table}"))}
+        with self._read() as conn:
+            series = set(_series.exchanges(conn))
+        return sorted(market | series)
+
+
+def _venue_of(name: str) -> str:
+    """The venue of an exchange name as stored (``CME_ES_USD``: ``cme``)."""
+    return str(name).split("_")[0].lower()
+
 
 def _identity(engine: Engine) -> str:
     """The store's identity: read, or made when the store is new (two processes creating it agree on one)."""
