@@ -18,6 +18,7 @@ from atlas.commands._common import (
     time_option,
     write_output,
 )
+from atlas.commands.data_delete import delete
 from atlas.commands.data_import import import_group
 
 
@@ -27,6 +28,7 @@ def data() -> None:
 
 
 data.add_command(import_group)
+data.add_command(delete)
 
 
 @data.command()

@@ -22,6 +22,7 @@ from atlas.data.orderbooks import BookBatch
 from atlas.data.store import _market, _series
 from atlas.data.store import _schema as schema
 from atlas.data.store._engine import GDS_SETTING, STORE_SETTING, open_engine, translated
+from atlas.data.store._deletes import DeleteAccess
 from atlas.data.store._series_access import SeriesAccess
 from atlas.exceptions import DataValidationError, StoreError
 
@@ -38,7 +39,7 @@ class WriteReport:
         return sum(self.skipped.values())
 
 
-class MarketStore(SeriesAccess):
+class MarketStore(SeriesAccess, DeleteAccess):
     """Order books, trades and exchange volume in GDS's tables, and Atlas's metric series beside them.
 
     SQLite by default, PostgreSQL (or any SQLAlchemy database) by URL. With ``gds_url`` the market tables are read
