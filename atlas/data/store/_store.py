@@ -21,8 +21,8 @@ from atlas.data.exchanges import DEFAULT_PAIR, Exchange, Venues
 from atlas.data.orderbooks import BookBatch
 from atlas.data.store import _market, _series
 from atlas.data.store import _schema as schema
-from atlas.data.store._engine import GDS_SETTING, STORE_SETTING, open_engine, translated
 from atlas.data.store._deletes import DeleteAccess
+from atlas.data.store._engine import GDS_SETTING, STORE_SETTING, open_engine, translated
 from atlas.data.store._series_access import SeriesAccess
 from atlas.exceptions import DataValidationError, StoreError
 
