@@ -154,10 +154,10 @@ def test_every_broken_rule_is_reported_in_one_pass_with_counts_and_first_rows(tm
     with pytest.raises(DataValidationError) as caught:
         import_bars(store, path, exchange="bitstamp", bucket="1h", columns={"timestamp": "time"})
     text = str(caught.value)
-    assert text.startswith("bad.csv: 4 rules are broken; nothing was written:")
-    for rule, row in [("duplicate_bar", 6), ("non_positive_price", 2), ("negative_volume", 8),
-                      ("inconsistent_ohlc", 5)]:
-        assert re.search(rf"rule {rule}, 1 row: bad.csv row {row} \(line {row + 2}\)", text), (rule, text)
+    assert text.startswith("bad.csv: 4 rules are broken; nothing was written.") and "\n" not in text
+    for k, (rule, row) in enumerate([("duplicate_bar", 6), ("non_positive_price", 2), ("negative_volume", 8),
+                                     ("inconsistent_ohlc", 5)], 1):
+        assert re.search(rf"\({k}\) rule {rule}, 1 row: bad.csv row {row} \(line {row + 2}\)", text), (rule, text)
     assert "--keep first|last" in text and "--skip-invalid" in text
     assert store.series_registry().empty
     # skipping settles the value rules only; the repeated bar needs --keep

@@ -92,12 +92,12 @@ class Rules:
             head = f"{self._rows(first)} {first.words} (rule {first.rule}); {_count(first)}{self._others(first)}. "
             msg = f"{head}{_fix(first.fix)}; nothing was written"
         else:
-            lines = [f"{self.table.name}: {len(broken)} rules are broken; nothing was written:"]
-            for b in broken:
+            parts = [f"{self.table.name}: {len(broken)} rules are broken; nothing was written."]
+            for k, b in enumerate(broken, 1):  # one line, as every command-line failure is
                 count = f"{len(b.rows)} row{'s' * (len(b.rows) != 1)}"
-                lines.append(f"  - rule {b.rule}, {count}: {self._rows(b)} {b.words}{self._others(b)}. "
-                             f"{_fix(b.fix)}")
-            msg = "\n".join(lines)
+                parts.append(f"({k}) rule {b.rule}, {count}: {self._rows(b)} {b.words}{self._others(b)}. "
+                             f"{_fix(b.fix)}.")
+            msg = " ".join(parts)
         return DataValidationError(msg, rule=first.rule, row=int(first.rows[0]))
 
     def _rows(self, broken: Broken) -> str:
