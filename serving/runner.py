@@ -8,7 +8,10 @@ pure ``FeatureLabelSet.compute_features`` over the same series (a replay compute
 a live feed bucket by bucket: equal, since no feature reads the future), scaled by the model's own ``Transforms``.
 
 What it never does: predict from a row with a missing value (a gap longer than the set's ``max_interpolate``), from
-an order book older than Gryphon's 10 seconds, or publish a bucket twice. A model that raises is logged and skipped
+an order book older than Gryphon's 10 seconds, or publish a bucket twice. A windowed model trained with
+``allow_gaps=False`` (the default) gets no prediction for a bucket whose window of complete rows is not ``window``
+consecutive buckets (it spans a gap in the feed or a row with a missing value), as training dropped such windows and
+``ModelArtifact.predict_market`` leaves such buckets out; the bucket is counted as ``incomplete``. A model that raises is logged and skipped
 for that bucket. When an alias moves, the new version loads in the background and takes over between two buckets;
 a version that fails to load, or whose series the feed cannot give, leaves the old one serving and says why.
 """
@@ -208,6 +211,10 @@ class ModelRunner:
         if len(served.rows) < served.window:
             counts.incomplete += 1
             return "incomplete"
+        if served.artifact.window and not served.artifact.transforms.allow_gaps and \
+                served.rows[-1][0] - served.rows[0][0] != (served.window - 1) * served.width.value:
+            counts.incomplete += 1  # the window spans a gap: training dropped such windows
+            return "gap"
         values = np.stack([r for _, r in served.rows]) if served.artifact.window else served.rows[-1][1]
         try:
             output = np.asarray(served.artifact.predict_one(values), dtype=np.float64).reshape(-1)
@@ -255,8 +262,10 @@ class ModelRunner:
                 continue
             realized = None
             if served.class_labels is not None:
-                number = int(served.class_labels.transform(pd.Series([value])).iloc[0])
-                realized = served.artifact.class_names[number]
+                number = served.class_labels.transform(pd.Series([value])).iloc[0]
+                if pd.isna(number):  # a tie under ClassLabels(ties="drop"): no class, left out as in training
+                    continue
+                realized = served.artifact.class_names[int(number)]
             served.scorer.score(at, predicted=predicted, realized_class=realized, realized_return=float(value))
         stats = served.scorer.statistics()
         if stats["drift"] and served.target.key not in self.drifted:

@@ -112,7 +112,7 @@ def _build_data(unit: WorkUnit, store, seed: int) -> dict:
                for spec in unit.model_specs}
     return {window: unit.featureset.dataset(unit.train, unit.test, store=store, scaling=unit.scaling,
                                             classes=unit.classes, balance=unit.balance, window=window,
-                                            embargo=unit.embargo, seed=seed)
+                                            embargo=unit.embargo, seed=seed, allow_gaps=unit.allow_gaps)
             for window in sorted(windows, key=lambda w: w or 0)}
 
 
@@ -177,7 +177,10 @@ class Sweep:
                 Tag.FEATURESET: unit.featureset.key}
         run_id = self.writer.start(self.experiment_id, unit.name, tags, parent=self.execution)
         summary = {k: v for k, v in rows.summary().items() if k != "content_hash"}
+        for dataset in data.values():  # the windows' counts (across gaps, dropped) when rows came first
+            summary |= {k: v for k, v in dataset.summary().items() if "windows_" in k}
         options = {"scaling": unit.scaling, "balance": unit.balance, "window": unit.window,
+                   "allow_gaps": unit.allow_gaps,
                    "embargo": unit.embargo, "validation": unit.validation, "train": list(unit.train),
                    "test": list(unit.test), "classes": None if unit.classes is None else unit.classes.to_dict()}
         self.writer.log(run_id, params=flat_params({"featureset": unit.featureset.key, "data": summary,

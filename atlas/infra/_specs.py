@@ -36,11 +36,15 @@ class WorkUnit:
         featureset: an ``atlas.data.FeatureLabelSet``.
         train: ``(start, end)`` of the training window. test: ``(start, end)`` of the test window, after it.
         model_specs: the models to train.
-        classes: an ``atlas.data.dataset.ClassLabels`` for classifiers, or None for regressors.
+        classes: an ``atlas.data.dataset.ClassLabels`` for classifiers, or None for regressors; in a dict
+            (``to_dict``) its own dict, ``{"method": "sign", "ties": "drop"}``.
         scaling, balance, window, embargo: as ``FeatureLabelSet.dataset``.
         validation: the fraction of the training samples, the latest ones, held out (after a purge of the
             label horizon) to watch each epoch: early stopping, pruning and the search's objective. The test
             window is never used to choose anything.
+        allow_gaps: with a window, keep the windows whose buckets are not consecutive (a weekend, an outage);
+            by default they are dropped (and counted in the work unit's ``data.*`` params). Serving follows the
+            same rule, since the model's transforms record it.
     """
 
     name: str
@@ -54,6 +58,7 @@ class WorkUnit:
     window: int | None = None
     embargo: int = 0
     validation: float = 0.2
+    allow_gaps: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         from atlas.data.featureset import FeatureLabelSet
@@ -71,6 +76,8 @@ class WorkUnit:
         names = [m.name for m in self.model_specs]
         if len(set(names)) != len(names):
             fail(where, "model_specs", f"repeat a name: {sorted({n for n in names if names.count(n) > 1})}")
+        if not isinstance(self.allow_gaps, bool):
+            fail(where, "allow_gaps", f"must be True or False, got {self.allow_gaps!r}")
         if not isinstance(self.validation, (int, float)) or not 0 < self.validation < 0.9:
             fail(where, "validation", f"must be a fraction of the training samples in (0, 0.9), got "
                   f"{self.validation!r}")
@@ -91,7 +98,7 @@ class WorkUnit:
                 "test": [str(t) for t in self.test], "model_specs": [m.to_dict() for m in self.model_specs],
                 "classes": None if self.classes is None else self.classes.to_dict(), "scaling": self.scaling,
                 "balance": self.balance, "window": self.window, "embargo": self.embargo,
-                "validation": self.validation}
+                "validation": self.validation, "allow_gaps": self.allow_gaps}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> WorkUnit:
@@ -100,10 +107,17 @@ class WorkUnit:
 
         values = dict(values)
         classes = values.pop("classes", None)
+        where = f"WorkUnit {values.get('name')!r}"
+        if classes is not None and not isinstance(classes, Mapping):
+            fail(where, "classes", f"must be a dict such as {{'method': 'sign', 'ties': 'drop'}}, got {classes!r}")
+        try:
+            labels = None if classes is None else ClassLabels.from_dict(classes)
+        except ConfigError as error:
+            fail(where, "classes", str(error))
         return cls(**{**values, "featureset": FeatureLabelSet.from_dict(values["featureset"]),
                       "train": tuple(values["train"]), "test": tuple(values["test"]),
                       "model_specs": [ModelSpec.from_dict(m) for m in values["model_specs"]],
-                      "classes": None if classes is None else ClassLabels.from_dict(classes)})
+                      "classes": labels})
 
 
 @dataclass(frozen=True)

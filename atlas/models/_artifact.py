@@ -29,7 +29,7 @@ import pandas as pd
 
 import atlas
 from atlas.data.buckets import parse_width
-from atlas.data.dataset import Transforms, sequence_windows
+from atlas.data.dataset import Transforms, sequence_windows, window_gaps
 from atlas.data.featureset import FeatureLabelSet
 from atlas.data.timestamps import utc_timestamp
 from atlas.exceptions import ConfigError
@@ -257,13 +257,27 @@ class ModelArtifact:
         Rows with a missing feature value are dropped first, as when the training data was made; a windowed
         model predicts for each row that ends a window of the rows kept. Extra columns are ignored.
 
+        Windows across gaps follow the rule the model was trained under (``transforms.allow_gaps``). By default
+        (False) a window whose rows are not consecutive buckets (a missing bucket, or a row dropped for a missing
+        value) gets no prediction: its row is left out of the result, as the training data left such windows
+        out, and counted. With ``allow_gaps=True`` it is predicted as if the buckets were consecutive. On a
+        DatetimeIndex a gap is a step longer than the model's bucket; on another index, a row dropped between
+        two rows. The result's ``attrs`` hold the counts: ``windows_across_gaps`` (rows whose window spans a
+        gap) and ``windows_dropped`` (those without a prediction); both 0 for a model of single rows.
+
         Returns:
             A frame indexed like the rows that got a prediction: ``class`` (the class name) and ``p_<class>``
             per class for a classifier, ``prediction`` for a regressor.
 
         Raises:
-            ConfigError: a feature column is missing, or a windowed model has fewer complete rows than its window.
+            ConfigError: a feature column is missing, a windowed model has fewer complete rows than its window, or
+                a windowed model's rows are not in time order.
         """
+        out, across = self._predict(frame)
+        return self._counted(out, across)
+
+    def _predict(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
+        """The predictions, and the rows whose window spans a gap."""
         if not isinstance(frame, pd.DataFrame):
             msg = f"predict_frame takes a DataFrame of raw feature values, got {type(frame).__name__}"
             raise ConfigError(msg)
@@ -276,24 +290,37 @@ class ModelArtifact:
         rows = self._transforms.inputs(frame)
         complete = np.isfinite(rows).all(axis=1)
         rows, index = rows[complete], frame.index[complete]
+        across = index[:0]
         if self.window is not None:
             if len(rows) < self.window:
                 msg = (f"a window of {self.window} rows needs at least {self.window} rows with every feature, "
                        f"got {len(rows)} (of {len(frame)}); send more history")
                 raise ConfigError(msg)
-            rows, index = sequence_windows(rows, self.window), index[self.window - 1:]
-        return self._frame(self._outputs(rows), index)
+            stamps = index if isinstance(index, pd.DatetimeIndex) else np.flatnonzero(complete)
+            gaps = window_gaps(stamps, self.window, bucket=self.bucket)
+            index = index[self.window - 1:]
+            across = index[gaps]
+            keep = None if self._transforms.allow_gaps else ~gaps
+            rows = sequence_windows(rows, self.window, keep=keep)
+            index = index if keep is None else index[keep]
+        return self._frame(self._outputs(rows), index), across
+
+    def _counted(self, out: pd.DataFrame, across: pd.Index) -> pd.DataFrame:
+        out.attrs["windows_across_gaps"] = len(across)
+        out.attrs["windows_dropped"] = 0 if self._transforms.allow_gaps else len(across)
+        return out
 
     def predict_market(self, start, end, *, store) -> pd.DataFrame:
         """Predictions for every bucket ``start <= t <= end``, features built from ``store`` (a MarketStore).
 
-        A windowed model reads ``window - 1`` buckets before ``start`` as the first window's history.
+        A windowed model reads ``window - 1`` buckets before ``start`` as the first window's history; a bucket
+        whose window spans a gap is predicted or not as :meth:`predict_frame` says, and counted in ``attrs``.
         """
         first = utc_timestamp(start, what="start")
         history = ((self.window or 1) - 1) * parse_width(self._featureset.bucket)
         frame = self._featureset.features_frame(first - history, end, store=store)
-        out = self.predict_frame(frame)
-        return out.loc[out.index >= first]
+        out, across = self._predict(frame)
+        return self._counted(out.loc[out.index >= first], across[across >= first])
 
     def _outputs(self, inputs: np.ndarray) -> np.ndarray:
         """(inputs, outputs): probabilities for a classifier, values for a regressor, as float64.

@@ -93,3 +93,38 @@ def test_spec_files_that_are_wrong_are_named(tmp_path):
     (tmp_path / "broken.py").write_text("import nonexistent_module\n")
     with pytest.raises(ConfigError, match="broken.py failed to import: ModuleNotFoundError"):
         load_spec(str(tmp_path / "broken.py"))
+
+
+def test_gap_and_tie_options_round_trip_and_wrong_ones_name_the_field():
+    from atlas.data.dataset import ClassLabels
+
+    gru = ModelSpec("g", "gru_classifier")
+    made = unit(gru, classes=ClassLabels("sign", ties="drop"), window=5, allow_gaps=True)
+    values = json.loads(json.dumps(made.to_dict()))
+    assert values["allow_gaps"] is True and values["classes"]["ties"] == "drop"
+    again = WorkUnit.from_dict(values)
+    assert again == made and again.allow_gaps and again.classes.ties == "drop"
+    plain = WorkUnit.from_dict({**values, "classes": {"method": "sign", "ties": "up"}})  # a hand-written dict
+    assert plain.classes == ClassLabels("sign", ties="up")
+    assert unit(gru, classes=ClassLabels("sign"), window=5).allow_gaps is False
+    with pytest.raises(ConfigError, match=r"WorkUnit 'u': classes ties must be one of 'down', 'up', 'drop'"):
+        WorkUnit.from_dict({**values, "classes": {"method": "sign", "ties": "sideways"}})
+    with pytest.raises(ConfigError, match=r"WorkUnit 'u': classes ties is an option of label method 'sign' only"):
+        WorkUnit.from_dict({**values, "classes": {"method": "bps", "thresholds": [-5, 5], "ties": "drop"}})
+    with pytest.raises(ConfigError, match="WorkUnit 'u': allow_gaps must be True or False, got 'yes'"):
+        unit(gru, classes=ClassLabels("sign"), window=5, allow_gaps="yes")
+
+
+def test_the_work_units_data_carries_allow_gaps_into_the_transforms(sweep_market):
+    from _units import next_minute_unit
+
+    from atlas.data import MarketStore
+    from atlas.infra._driver import build_data
+
+    gru = ModelSpec("g", "gru_classifier", {"units": [4]})
+    with MarketStore(sweep_market) as store:
+        for allow_gaps in (False, True):
+            data = build_data(next_minute_unit("w", gru, window=3, allow_gaps=allow_gaps), store, 0)
+            assert data[3].transforms.allow_gaps is allow_gaps and data[3].summary()["allow_gaps"] is allow_gaps
+            assert data[3].report["train"]["windows_dropped"] == (
+                0 if allow_gaps else data[3].report["train"]["windows_across_gaps"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -97,6 +98,32 @@ def test_predict_one_on_the_last_window_is_the_last_row_of_predict_frame(trained
     np.testing.assert_allclose(loaded.predict_one(last), whole.iloc[-1, 1:].to_numpy(dtype=float), rtol=1e-6)
     with pytest.raises(ConfigError, match="features"):
         loaded.predict_one(np.zeros(2))
+
+
+def test_a_window_across_a_gap_gets_no_prediction_as_training_dropped_it(trained, tmp_path):
+    model, artifact = trained["model"], ModelArtifact.load(trained["artifact"].save(tmp_path / "atlas"))
+    raw = raw_frame()
+    gappy = raw.drop(raw.index[450:460])  # ten minutes missing inside the test rows
+    whole, got = artifact.predict_frame(raw[FLS.feature_names]), artifact.predict_frame(gappy[FLS.feature_names])
+    if artifact.window is None:  # a model of rows reads no window: every row is predicted
+        assert got.index.equals(gappy.index) and got.attrs == {"windows_across_gaps": 0, "windows_dropped": 0}
+        return
+    window = artifact.window
+    across = gappy.index[460 - 10:460 - 10 + window - 1]  # the rows after the gap whose window reaches over it
+    assert got.attrs == {"windows_across_gaps": window - 1, "windows_dropped": window - 1}
+    assert got.index.equals(gappy.index[window - 1:].difference(across))
+    pd.testing.assert_frame_equal(got, whole.loc[got.index], check_exact=True)  # the same windows: the same numbers
+    data = make_dataset(gappy, features=FLS.feature_names, label=FLS.label_names[0], train=(INDEX[0], INDEX[399]),
+                        test=(INDEX[400], INDEX[-1]), labels=ClassLabels("percentile", (0.33, 0.67)), horizon=1,
+                        window=window, bucket="1min")
+    assert data.report["test"]["windows_dropped"] == window - 1
+    assert got.index[got.index >= INDEX[400 + window - 1]].equals(data.index_test)  # served as trained
+    kept = ModelArtifact(model, FLS, dataclasses.replace(artifact.transforms, allow_gaps=True))
+    joined = kept.predict_frame(gappy[FLS.feature_names])
+    assert joined.index.equals(gappy.index[window - 1:])
+    assert joined.attrs == {"windows_across_gaps": window - 1, "windows_dropped": 0}
+    legacy = {k: v for k, v in artifact.transforms.to_dict().items() if k != "allow_gaps"}  # an older artifact
+    assert Transforms.from_dict(legacy).allow_gaps is True  # trained on windows across gaps: served so
 
 
 def test_a_newer_format_and_a_folder_that_is_no_artifact_are_refused(dense, tmp_path):

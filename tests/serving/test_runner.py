@@ -209,6 +209,21 @@ def test_a_gap_in_the_feed_and_a_stale_book_give_no_prediction(world, redis_url)
     assert [p.bucket for p in served] == [buckets[k].bucket for k in (0, 1, 2, 4)]
 
 
+def test_a_window_across_a_gap_in_the_feed_gives_no_prediction_as_training_dropped_such_windows(world, redis_url):
+    runner = _runner(world, redis_url, ["itbit_gru"], end="2024-01-01 20:19").start()
+    target = Target("itbit_gru")
+    window = runner.served[target].window
+    assert window == 5 and not runner.served[target].artifact.transforms.allow_gaps
+    frame = runner.feed.frame()
+    buckets = [Bucket(t, {k: v for k, v in row.items() if v == v}) for t, row in frame.iterrows()]
+    sent = [*range(10), *range(12, 20)]  # buckets 10 and 11 never came (filled forward: the rows are complete)
+    outcomes = [runner.on_bucket(buckets[k])[target] for k in sent]
+    assert outcomes == ["published"] * 10 + ["gap"] * (window - 1) + ["published"] * (8 - window + 1)
+    assert runner.counts[target].incomplete == window - 1
+    served = [p.bucket for p in _served(redis_url, "itbit_gru")]
+    assert served == [buckets[k].bucket for k in (*range(10), *range(16, 20))]
+
+
 def test_live_scoring_matches_the_labels_and_a_model_below_its_bound_raises_the_alarm(world, redis_url):
     client = MlflowClient(world["uri"])
     run_id = world["versions"]["gru"][1]
