@@ -106,6 +106,7 @@ def info(show_series, store_url) -> None:
     with open_store(store_url) as store:
         market = store.summary()
         series = store.series_summary() if show_series else None
+        gaps = store.series_gaps() if show_series else None
     if market.empty and (series is None or series.empty):
         click.echo(f"The store at {store.url} is empty: try `atlas data simulate` or `atlas data import`.")
         return
@@ -115,8 +116,61 @@ def info(show_series, store_url) -> None:
             click.echo(market.to_string(index=False))
         if series is not None and not series.empty:
             click.echo("\nMetric series")
-            shown = series.assign(coverage=(series["coverage"] * 100).map("{:.1f}%".format))
-            click.echo(shown[["series", "first", "last", "values", "missing", "coverage"]].to_string(index=False))
+            largest = gaps.drop_duplicates("series").set_index("series")  # longest first: each series' longest
+            shown = series.assign(coverage=(series["coverage"] * 100).map("{:.1f}%".format),
+                                  largest_gap=series["series"].map(lambda name: _gap_text(largest, name)))
+            click.echo(shown[["series", "first", "last", "values", "missing", "coverage", "largest_gap"]]
+                       .rename(columns={"largest_gap": "largest gap"}).to_string(index=False))
+            if not gaps.empty:
+                click.echo("\nLargest gaps (first and last missing bucket)")
+                click.echo(_largest_gaps(gaps, series).to_string(index=False))
+
+
+def _stamp(value) -> str:
+    """A bucket time, short: ``2024-01-06 00:00`` (seconds only when there are some)."""
+    return f"{value:%Y-%m-%d %H:%M}" if value.second == 0 and value.microsecond == 0 else f"{value:%Y-%m-%d %H:%M:%S}"
+
+
+def _duration(value) -> str:
+    """A duration, short: ``2d``, ``1d 6h``, ``45min``."""
+    seconds, parts = int(value.total_seconds()), []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts) or "0s"
+
+
+def _gap_text(largest, name: str) -> str:
+    if name not in largest.index:
+        return "-"
+    gap = largest.loc[name]
+    return f"{gap['buckets']} ({_duration(gap['duration'])}) {_stamp(gap['start'])} .. {_stamp(gap['end'])}"
+
+
+def _largest_gaps(gaps, series, top: int = 5):
+    """The ``top`` longest gaps across series; a gap that several series of one exchange and width share is one
+    row (``cme_es_usd.1h.*`` when all of them share it)."""
+    import pandas as pd
+
+    held = series.groupby(["exchange", "bucket_width"])["series"].nunique()
+    rows = []
+    for (exchange, width, start, end), group in gaps.groupby(["exchange", "bucket_width", "start", "end"],
+                                                              sort=False):
+        names = sorted(group["series"])
+        prefix = ".".join(names[0].split(".", 2)[:2])  # exchange.width (a metric may hold a dot: midpoint_d0.5)
+        if len(names) == 1:
+            shown = names[0]
+        elif len(names) == held.get((exchange, width), 0):
+            shown = f"{prefix}.* ({len(names)} series)"
+        else:
+            shown = f"{prefix}.{{{','.join(n.split('.', 2)[2] for n in names)}}}"
+        first = group.iloc[0]
+        rows.append({"series": shown, "from": _stamp(start), "to": _stamp(end), "buckets": int(first["buckets"]),
+                     "duration": _duration(first["duration"])})
+    frame = pd.DataFrame(rows).sort_values(["buckets", "from"], ascending=[False, True], kind="stable")
+    return frame.head(top)
+
 
 
 @data.command("series")

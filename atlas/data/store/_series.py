@@ -107,6 +107,44 @@ def summary(conn: Connection) -> pd.DataFrame:
     return frame
 
 
+GAP_COLUMNS = ["series", "exchange", "bucket_width", "start", "end", "buckets", "duration"]
+
+
+def gaps(conn: Connection, names: list[str] | None = None) -> pd.DataFrame:
+    """Every run of missing buckets inside each series' span, longest first.
+
+    A gap lies between two stored buckets more than one width apart: ``start`` and ``end`` are its first and last
+    missing bucket, ``buckets`` how many are missing, ``duration`` the time they cover (``buckets`` widths). Only
+    the bucket column of a series that lacks buckets is read (:func:`summary` tells which), never its values.
+
+    Args:
+        names: only these series (by name); all by default.
+    """
+    spans = summary(conn)
+    spans = spans[spans["missing"] > 0]
+    if names is not None:
+        spans = spans[spans["series"].isin(list(names))]
+    ids = _lookup(conn, spans["series"].tolist())
+    found: list[tuple] = []
+    for name, exchange, width in spans[["series", "exchange", "bucket_width"]].itertuples(index=False):
+        step = parse_width(width).value
+        (buckets,) = fetch_columns(conn, "SELECT bucket FROM atlas_metric WHERE series_id = :id ORDER BY bucket",
+                                   {"id": ids[name]}, 1)
+        times = parse_sql_times(buckets).asi8
+        steps = np.diff(times)
+        after = np.flatnonzero(steps > step)
+        missing = -(-steps[after] // step) - 1  # buckets strictly between two stored ones
+        found += [(name, exchange, width, first, first + (count - 1) * step, count, count * step)
+                  for first, count in zip((times[after] + step).tolist(), missing.tolist(), strict=True)]
+    frame = pd.DataFrame(found, columns=GAP_COLUMNS)
+    frame = frame.astype({"start": "int64", "end": "int64", "buckets": "int64", "duration": "int64"})
+    frame["start"] = pd.to_datetime(frame["start"], utc=True)
+    frame["end"] = pd.to_datetime(frame["end"], utc=True)
+    frame["duration"] = pd.to_timedelta(frame["duration"], unit="ns")
+    return frame.sort_values(["buckets", "series", "start"], ascending=[False, True, True], ignore_index=True,
+                             kind="stable")
+
+
 #: The series of imported OHLCV bars; at a width where they exist, the metric pipeline never writes.
 BAR_METRICS = ("open", "high", "low", "close", "volume")
 #: Who may write the series of an exchange at a width: bars imported there, or the metric pipeline.

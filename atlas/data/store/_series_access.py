@@ -97,6 +97,30 @@ class SeriesAccess:
         with self._read() as conn:
             return _series.summary(conn)
 
+    def series_gaps(self, names: list[str] | None = None) -> pd.DataFrame:
+        """Where series lack buckets: every run of missing buckets between a series' first and last, longest first.
+
+        Example:
+            >>> from atlas.data import MarketStore
+            >>> store = MarketStore("sqlite://")
+            >>> hours = pd.date_range("2024-01-05 20:00", "2024-01-08 03:00", freq="1h", tz="UTC")
+            >>> weekend = (hours >= "2024-01-06") & (hours <= "2024-01-07 23:00")
+            >>> _ = store.write_series({"cme_es_usd.1h.close": pd.Series(1.0, index=hours[~weekend])})
+            >>> gap = store.series_gaps().iloc[0]
+            >>> str(gap.start), str(gap.end), int(gap.buckets), str(gap.duration)
+            ('2024-01-06 00:00:00+00:00', '2024-01-07 23:00:00+00:00', 48, '2 days 00:00:00')
+
+        Args:
+            names: only these series; all by default.
+
+        Returns:
+            One row per gap: series, exchange, bucket_width, start and end (its first and last missing bucket),
+            buckets (how many are missing) and duration (the time they cover). Only the bucket column of a series
+            that lacks buckets is read, once.
+        """
+        with self._read() as conn:
+            return _series.gaps(conn, names)
+
     def watermark(self, exchange: str | Exchange, width: str) -> pd.Timestamp | None:
         """The last bucket the metric pipeline has computed for ``exchange`` and ``width``."""
         name = self._stored_exchange(exchange).name
