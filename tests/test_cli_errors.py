@@ -240,6 +240,8 @@ def test_harvest_to_an_output_that_cannot_be_written(home, tmp_path, monkeypatch
     frame = pd.DataFrame({"state": ["finished"], "work_unit": ["u"], "model_spec": ["m"], "trial": [0],
                           "best_val_loss": [0.5]})
     monkeypatch.setattr(infra, "harvest", lambda name, **kwargs: frame)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (home / "mlflow.db").touch()  # harvest reads an existing tracking store only
     (tmp_path / "plain").write_text("a file, not a folder")
     result = atlas("harvest", "quickstart", "--output", str(tmp_path / "plain" / "results.parquet"))
     assert_one_error_line(result, str(tmp_path / "plain"))

@@ -72,7 +72,7 @@ def test_the_timestamp_rule():
     assert str(to_utc(["2024-01-01T01:00:00+01:00"])[0]) == "2024-01-01 00:00:00+00:00"
     assert str(to_utc(["2024-01-01 01:00"], tz="Europe/Paris")[0]) == "2024-01-01 00:00:00+00:00"
     assert str(to_utc([1704067200], unit="s")[0]) == "2024-01-01 00:00:00+00:00"
-    with pytest.raises(DataValidationError, match="naive .* row 0: 2024-01-01 01:00:00.*tz='UTC'"):
+    with pytest.raises(DataValidationError, match="naive .* row 0: '2024-01-01 01:00'.*tz='UTC'"):
         to_utc(["2024-01-01 01:00"], what="timestamp")
     with pytest.raises(DataValidationError, match="missing at row 1"):
         to_utc(["2024-01-01", None], tz="UTC")

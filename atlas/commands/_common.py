@@ -10,9 +10,78 @@ from pathlib import Path
 
 import click
 
+
+class SettingOption(click.Option):
+    """An option whose default is a setting: ``--help`` shows the value the settings give now (``ATLAS_HOME``
+    included), not a fixed text."""
+
+    def __init__(self, *args, setting: Callable, what: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._setting, self._what = setting, what
+
+    def get_help_record(self, ctx: click.Context):
+        from atlas.config import Settings, mask_url
+        from atlas.exceptions import AtlasError
+
+        try:
+            value = mask_url(self._setting(Settings.from_env()))
+        except AtlasError as error:  # a bad setting: the help still shows, and says so
+            value = f"unset ({error})"
+        self.help = f"{self._what} [env {self.envvar}; default {value}]."
+        return super().get_help_record(ctx)
+
+
 store_option = click.option(
-    "--store", "store_url", envvar="ATLAS_STORE_URL", default=None, metavar="URL",
-    help="SQLAlchemy URL of the market store [env ATLAS_STORE_URL; default sqlite:///.atlas/market.db].")
+    "--store", "store_url", cls=SettingOption, envvar="ATLAS_STORE_URL", default=None, metavar="URL",
+    setting=lambda settings: settings.store.url, what="SQLAlchemy URL of the market store")
+tracking_option = click.option(
+    "--tracking-uri", "tracking_uri", cls=SettingOption, envvar="MLFLOW_TRACKING_URI", default=None, metavar="URI",
+    setting=lambda settings: settings.tracking.mlflow_uri, what="MLflow tracking URI: runs, models and the registry")
+
+
+def command_settings(store_url: str | None = None, tracking_uri: str | None = None, *, read_only: bool = False):
+    """The settings of the environment, with ``--store`` and ``--tracking-uri`` over them.
+
+    Args:
+        read_only: the command only reads (``harvest``, ``report``, ``models``): a SQLite file that does not
+            exist is an error naming the option, not an empty store made at a mistyped path.
+    """
+    import dataclasses
+
+    from atlas.config import Settings
+
+    settings = Settings.from_env()
+    if store_url:
+        settings = dataclasses.replace(settings, store=dataclasses.replace(settings.store, url=store_url))
+    if tracking_uri:
+        settings = dataclasses.replace(settings, tracking=dataclasses.replace(settings.tracking,
+                                                                            mlflow_uri=tracking_uri))
+    if read_only:
+        require_existing(settings.tracking.mlflow_uri, "--tracking-uri or MLFLOW_TRACKING_URI",
+                         "nothing has been trained there: `atlas train SPEC` records there")
+    return settings
+
+
+def require_existing(url: str, setting: str, hint: str) -> None:
+    """Refuses a SQLite URL whose file does not exist (a read would make an empty database there).
+
+    Raises:
+        StoreError: naming the path, the setting and what makes one.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from atlas.exceptions import StoreError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # not a database URL (an http:// tracking server): its own client says what is wrong
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database).is_file():
+        msg = f"no database at {parsed.database!r} ({setting}; rule missing_store): {hint}. Is the path mistyped?"
+        raise StoreError(msg)
 
 #: Keys of ``ctx.meta`` (shared by every context of one command line) that the error path of ``atlas`` reads.
 STORE_KEY = "atlas.store"
@@ -26,19 +95,23 @@ AFTER_METRICS = ("the store {store} holds whole chunks of buckets only; run the 
                  "rest")
 
 
-def open_store(store_url: str | None, *, after_failure: str | None = None):
+def open_store(store_url: str | None, *, after_failure: str | None = None, read_only: bool = False):
     """The store of ``--store`` (else the settings); remembers it, and what a failure leaves in it, for messages.
 
     Args:
         store_url: the ``--store`` option's value.
         after_failure: what the store holds when the command stops half-way (one of the ``AFTER_*`` texts);
             ``{store}`` is replaced by the store's URL without its password.
+        read_only: the command only reads the store (``info``, ``series``): a SQLite file that does not exist is
+            an error, not an empty store made at a mistyped path.
     """
     from atlas.config import Settings, mask_url
     from atlas.data import MarketStore
 
     settings = Settings.from_env()
     url = store_url or settings.store.url
+    if read_only:
+        require_existing(url, "--store or ATLAS_STORE_URL", "`atlas data simulate` or `atlas data import` make one")
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[STORE_KEY] = mask_url(url)
@@ -91,6 +164,24 @@ def time_option(value: str | None, option: str):
     from atlas.data.timestamps import utc_timestamp
 
     return None if value is None else utc_timestamp(value, what=option)
+
+
+def time_range(start: str | None, end: str | None, *, empty_ok: bool = True):
+    """``--start`` and ``--end`` read as :func:`time_option` does, and checked to be in order.
+
+    Args:
+        empty_ok: whether ``--start`` equal to ``--end`` (one instant) is a range.
+
+    Raises:
+        click.BadParameter: the range is inverted (or empty, where it may not be), saying so.
+    """
+    first, last = time_option(start, "--start"), time_option(end, "--end")
+    if first is not None and last is not None and (first > last or (first == last and not empty_ok)):
+        what = "after" if first > last else "equal to"
+        raise click.BadParameter(f"--start {start} is {what} --end {end}: the range is "
+                                 f"{'inverted' if first > last else 'empty'}; give a --start before --end",
+                                 param_hint="--start/--end")
+    return first, last
 
 
 def write_output(path: str, write: Callable[[str], object], *, option: str = "--output") -> None:

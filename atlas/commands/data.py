@@ -15,7 +15,7 @@ from atlas.commands._common import (
     open_store,
     split_list,
     store_option,
-    time_option,
+    time_range,
     write_output,
 )
 from atlas.commands.data_delete import delete
@@ -83,7 +83,7 @@ def metrics(bucket, exchanges, depths, slippages, start, end, store_url) -> None
     """Bucket order books and trades into metric series; only buckets not yet computed."""
     from atlas.data.metrics import MetricPipeline
 
-    start, end = time_option(start, "--start"), time_option(end, "--end")
+    start, end = time_range(start, end)
     with open_store(store_url, after_failure=AFTER_METRICS) as store:
         pipeline = MetricPipeline(store, bucket=bucket, depths=numbers(depths, "--depths"),
                                   slippages=numbers(slippages, "--slippages"))
@@ -103,7 +103,7 @@ def info(show_series, store_url) -> None:
     """What the store holds: per exchange and series, first and last bucket, missing buckets, coverage."""
     import pandas as pd
 
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         market = store.summary()
         series = store.series_summary() if show_series else None
         gaps = store.series_gaps() if show_series else None
@@ -172,7 +172,6 @@ def _largest_gaps(gaps, series, top: int = 5):
     return frame.head(top)
 
 
-
 @data.command("series")
 @click.argument("name")
 @click.option("--start", default=None, help="First bucket (UTC), inclusive.", callback=empty_is_none)
@@ -183,11 +182,16 @@ def _largest_gaps(gaps, series, top: int = 5):
 @store_option
 def series_command(name, start, end, fmt, output, store_url) -> None:
     """Read one metric series out, e.g. bitstamp_btc_usd.1min.midpoint."""
-    start, end = time_option(start, "--start"), time_option(end, "--end")
+    start, end = time_range(start, end)
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a binary file: give --output FILE")
-    with open_store(store_url) as store:
+    with open_store(store_url, read_only=True) as store:
         values = store.read_series(name, start, end)
+        if values.empty and (start is not None or end is not None):
+            held = store.read_series(name)
+            span = f"it holds {len(held):,} values from {held.index[0]} to {held.index[-1]}" if len(held) else \
+                "it holds none"
+            click.echo(f"No values of {name} from {start or 'the first'} to {end or 'the last'}: {span}.", err=True)
     frame = values.rename("value").to_frame()
     if fmt == "parquet":
         write_output(output, frame.to_parquet)

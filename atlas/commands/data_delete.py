@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from atlas.commands._common import empty_is_none, open_store, store_option, time_option
+from atlas.commands._common import empty_is_none, open_store, store_option, time_range
 
 
 @click.command("delete")
@@ -26,8 +26,8 @@ def delete(target, start, end, yes, store_url) -> None:
     every one of its series). Cached feature frames over the range are rebuilt on the next build, and
     `atlas data metrics` computes the range's buckets again.
     """
-    start, end = time_option(start, "--start"), time_option(end, "--end")
-    with open_store(store_url) as store:
+    start, end = time_range(start, end)
+    with open_store(store_url, read_only=True) as store:
         plan = store.plan_delete(target, start, end)
         if not plan.total:
             click.echo(f"Nothing to delete: {plan}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from atlas.commands._common import open_store, store_option, time_option, write_output
+from atlas.commands._common import open_store, store_option, time_range, write_output
 
 
 @click.group()
@@ -56,8 +56,8 @@ def build(name, start, end, plot, output, no_cache, store_url) -> None:
     from pathlib import Path
 
     fls = _load(name)
-    start, end = time_option(start, "--start"), time_option(end, "--end")
-    with open_store(store_url) as store:
+    start, end = time_range(start, end, empty_ok=False)
+    with open_store(store_url, read_only=True) as store:
         began = time.perf_counter()
         frame = fls.build(start, end, store=store, cache=not no_cache)
         seconds = time.perf_counter() - began

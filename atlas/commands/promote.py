@@ -7,6 +7,8 @@ import shlex
 
 import click
 
+from atlas.commands._common import command_settings, store_option, tracking_option
+
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -23,8 +25,10 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
               help="What the model will serve from: Gryphon's Redis (order books only) or the market store.")
 @click.option("--force", is_flag=True, help="Move even if a guardrail fails (needs --reason).")
 @click.option("--reason", default=None, metavar="TEXT", help="Why, recorded with the move (required with --force).")
+@store_option
+@tracking_option
 def promote(target: str, name: str | None, metric: str | None, work_unit: str | None, to: str | None, feed: str,
-            force: bool, reason: str | None) -> None:
+            force: bool, reason: str | None, store_url: str | None, tracking_uri: str | None) -> None:
     """Register a trial's model as the challenger of NAME, or move production to NAME's challenger.
 
     \b
@@ -33,10 +37,9 @@ def promote(target: str, name: str | None, metric: str | None, work_unit: str | 
     atlas promote NAME --to production [--feed F]     move production if the four guardrails pass
     atlas promote NAME --to production --force --reason TEXT
     """
-    from atlas.config import Settings
     from atlas.registry import PromotionRefused, Registry
 
-    registry = Registry(Settings.from_env())
+    registry = Registry(command_settings(store_url, tracking_uri, read_only=True))
     if to is None:
         if name is None:
             raise click.UsageError("give --name NAME to register, or --to production to promote NAME")
@@ -82,24 +85,24 @@ def _register(registry, target: str, name: str, metric: str | None, work_unit: s
 
 @click.command()
 @click.argument("name", metavar="NAME")
-def rollback(name: str) -> None:
+@tracking_option
+def rollback(name: str, tracking_uri: str | None) -> None:
     """Move NAME's production alias back to the version that held it before."""
-    from atlas.config import Settings
     from atlas.registry import Registry
 
-    promotion = Registry(Settings.from_env()).rollback(name, by=_who(), command=shlex.join(["atlas", "rollback",
+    promotion = Registry(command_settings(tracking_uri=tracking_uri, read_only=True)).rollback(name, by=_who(), command=shlex.join(["atlas", "rollback",
                                                                                               name]))
     click.echo(f"{name}: production -> version {promotion.version} (rolled back from version {promotion.previous})")
 
 
 @click.command()
 @click.argument("name", metavar="NAME")
-def models(name: str) -> None:
+@tracking_option
+def models(name: str, tracking_uri: str | None) -> None:
     """List NAME's versions (version, run id, created, test accuracy, aliases) and its alias history."""
-    from atlas.config import Settings
     from atlas.registry import Registry
 
-    registry = Registry(Settings.from_env())
+    registry = Registry(command_settings(tracking_uri=tracking_uri, read_only=True))
     rows = registry.versions(name)
     click.echo(f"{name}: {len(rows)} version(s)")
     click.echo(f"  {'version':>7}  {'run id':32}  {'created (UTC)':19}  {'test acc.':>9}  aliases")

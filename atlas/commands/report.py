@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from atlas.commands._common import command_settings, tracking_option
+
 
 @click.command()
 @click.argument("spec", metavar="SPEC")
@@ -16,15 +18,16 @@ import click
 @click.option("--server", default=None, metavar="URL", envvar="ATLAS_MLFLOW_UI",
               help="An MLflow UI to link each run to [env ATLAS_MLFLOW_UI; default: the tracking server, when "
                    "MLFLOW_TRACKING_URI is one].")
-def report(spec: str, execution: str, top: int, output: str | None, server: str | None) -> None:
+@tracking_option
+def report(spec: str, execution: str, top: int, output: str | None, server: str | None,
+           tracking_uri: str | None) -> None:
     """Write the report of SPEC (a spec file or a work spec's name): the sweep, its overview, the verdict on it and
     the cards of its best trials, in one HTML file that opens from disk."""
     from pathlib import Path
 
-    from atlas.config import Settings
     from atlas.stats._report import write_report
 
-    settings = Settings.from_env()
+    settings = command_settings(tracking_uri=tracking_uri, read_only=True)
     name = _spec_name(spec)
     results, described, verdict, cards = _gather(name, execution, top, settings.tracking.mlflow_uri)
     uri = settings.tracking.mlflow_uri

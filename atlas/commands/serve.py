@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from atlas.commands._common import command_settings, store_option, tracking_option
+
 
 @click.command()
 @click.argument("models", nargs=-1, required=True, metavar="NAME[@ALIAS]...")
@@ -30,8 +32,10 @@ import click
               help="How often to check whether an alias moved (0: never).")
 @click.option("--min-scored", default=100, show_default=True, type=click.IntRange(min=1), metavar="N",
               help="Live predictions scored before the drift alarm may sound.")
+@store_option
+@tracking_option
 def serve(models, alias, feed, redis_url, start, end, buckets, speed, ttl, gryphon_key, fail_on_drift,
-          swap_every, min_scored) -> None:
+          swap_every, min_scored, store_url, tracking_uri) -> None:
     """Serve NAME@ALIAS (several at once: a challenger in shadow beside production) into Redis.
 
     At each bucket close the runner computes the features from the feed, predicts and writes the prediction to
@@ -42,8 +46,8 @@ def serve(models, alias, feed, redis_url, start, end, buckets, speed, ttl, gryph
 
     import redis as redis_py
 
-    from atlas.commands._common import open_store, time_option
-    from atlas.config import Settings, mask_url
+    from atlas.commands._common import open_store, time_range
+    from atlas.config import mask_url
     from atlas.data.buckets import parse_width
     from atlas.exceptions import ConfigError
     from serving.feeds import RedisFeed, StoreReplay
@@ -53,7 +57,7 @@ def serve(models, alias, feed, redis_url, start, end, buckets, speed, ttl, gryph
     from serving.session import Session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_env()
+    settings = command_settings(store_url, tracking_uri, read_only=True)
     url = redis_url or settings.serving.redis_url
     targets = [Target.parse(m, alias) for m in models]
     registry = Registry(settings.tracking.mlflow_uri)
@@ -63,11 +67,11 @@ def serve(models, alias, feed, redis_url, start, end, buckets, speed, ttl, gryph
     width = parse_width(bucket)
     names = sorted({k.name for a in artifacts for f in a.featureset.features for k in f.series()}
                    | {k.name for a in artifacts for f in a.featureset.labels for k in f.series()})
-    store = open_store(settings.store.url if settings.store.url else None)
+    store = open_store(settings.store.url, read_only=True)
     if feed == "store":
         last = _last_bucket(store, names)
-        first = time_option(start, "--start") if start else None
-        stop = time_option(end, "--end") if end else last
+        first, stop = time_range(start, end)
+        stop = stop if stop is not None else last
         if first is None:
             first = stop - ((buckets or 200) - 1) * width
         source = StoreReplay(store, names, start=first, end=stop, bucket=bucket, speed=speed)

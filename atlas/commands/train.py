@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from atlas.commands._common import empty_is_none
+from atlas.commands._common import command_settings, empty_is_none, store_option, tracking_option
 
 
 @click.command()
@@ -20,8 +20,10 @@ from atlas.commands._common import empty_is_none
 @click.option("--resume", is_flag=True, envvar="ATLAS_RESUME",
               help="Finish the newest execution of this spec; nothing runs twice [env ATLAS_RESUME=true].")
 @click.option("--quiet", is_flag=True, help="No live progress.")
+@store_option
+@tracking_option
 def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: int | None, resume: bool,
-          quiet: bool) -> None:
+          quiet: bool, store_url: str | None, tracking_uri: str | None) -> None:
     """Train every model of the work spec in SPEC (a Python file defining SPEC), recorded in MLflow.
 
     \b
@@ -32,11 +34,10 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
     """
     import os
 
-    from atlas.config import Settings
     from atlas.infra import load_spec
 
     spec = load_spec(spec_file)
-    settings = Settings.from_env()
+    settings = command_settings(store_url, tracking_uri)
     if dry_run:
         _print_plan(spec, settings)
         return
@@ -137,17 +138,19 @@ def _print_plan(spec, settings) -> None:
 @click.option("--execution", default="latest", show_default=True, metavar="latest|all|RUN_ID",
               help="Which execution of the spec.")
 @click.option("--top", default=10, show_default=True, metavar="N", help="Print the N lowest validation losses.")
-def harvest(spec: str, output: str | None, execution: str, top: int) -> None:
+@store_option
+@tracking_option
+def harvest(spec: str, output: str | None, execution: str, top: int, store_url: str | None,
+            tracking_uri: str | None) -> None:
     """Every trial of SPEC (a spec file or a work spec's name) as one table: params, metrics, states, run ids."""
     from pathlib import Path
 
-    from atlas.config import Settings
     from atlas.infra import harvest as read
     from atlas.infra import load_spec
     from atlas.runs import write_results
 
     name = load_spec(spec).name if spec.endswith(".py") or Path(spec).is_file() else spec
-    frame = read(name, settings=Settings.from_env(), execution=execution)
+    frame = read(name, settings=command_settings(store_url, tracking_uri, read_only=True), execution=execution)
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
     click.echo(f"{name}: {len(frame)} trials " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     if len(frame) and "best_val_loss" in frame:

@@ -83,7 +83,10 @@ def score_model(model, start, end, *, store) -> Score:
     if model.task == "classification":
         names = list(model.class_names)
         fitted = FittedClassLabels.from_dict(_transforms(model)["labels"])
-        y = fitted.transform(joined["_truth"]).to_numpy(np.int64)
+        classes = fitted.transform(joined["_truth"])
+        known = classes.notna().to_numpy()  # a tie under ties="drop" has no class: scored as training left it out
+        joined, raw, frame = joined[known], raw[known], frame[known].reset_index(drop=True)
+        y = classes[known].to_numpy(np.int64)
         proba = joined[[f"p_{name}" for name in names]].to_numpy(np.float64)
         scores = classification_scores(y, proba, y_train=y)
         values = {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"]}
