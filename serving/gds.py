@@ -94,7 +94,7 @@ class OrderBook:
 
 def orderbook_key(exchange: str | Exchange) -> str:
     """GDS's Redis key of an exchange's book: ``orderbook_key("bitstamp") == "bitstamp_btc_usd_orderbook"``."""
-    return f"{Exchange.parse(exchange).key}_orderbook"
+    return f"{Exchange.read(exchange).key}_orderbook"
 
 
 def is_stale(book: OrderBook, now: datetime | None = None) -> bool:
@@ -105,7 +105,7 @@ def is_stale(book: OrderBook, now: datetime | None = None) -> bool:
 def encode_orderbook(exchange: str | Exchange, timestamp: datetime | float, bids: Sequence[Sequence],
                      asks: Sequence[Sequence]) -> str:
     """The JSON text GDS writes: levels as ``[price, volume, order_id]``, numbers as strings, the id ``""``."""
-    name = Exchange.parse(exchange).name
+    name = Exchange.read(exchange).name
     seconds = timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
 
     def levels(side: Sequence[Sequence]) -> list[list[str]]:
@@ -139,7 +139,7 @@ def parse_orderbook(raw: bytes | str, exchange: str | Exchange) -> OrderBook:
         DataValidationError: the record breaks a rule of :data:`RULES`; ``error.rule`` names it, so a caller can
             count the books it skips.
     """
-    name = Exchange.parse(exchange).name
+    name = Exchange.read(exchange).name
     try:
         record = json.loads(raw)
     except (ValueError, TypeError):
@@ -178,7 +178,7 @@ def read_orderbooks(client, exchanges: Iterable[str | Exchange], *,
     Returns:
         GDS name (``BITSTAMP_BTC_USD``) -> its book, or None.
     """
-    parsed = [Exchange.parse(exchange) for exchange in exchanges]
+    parsed = [Exchange.read(exchange) for exchange in exchanges]
     if not parsed:
         return {}
     raws = client.mget([orderbook_key(exchange) for exchange in parsed])

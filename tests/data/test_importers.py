@@ -462,12 +462,15 @@ def test_unknown_venue_says_how_to_import_it(tmp_path, sqlite_url):
     with pytest.raises(UnknownExchangeError) as caught:
         import_trades(store, path, exchange="cme_es_usd", columns=MAP)
     assert "unknown exchange venue 'cme'" in str(caught.value)
-    assert "new_venue=True (--new-venue)" in str(caught.value)
+    assert "--new-venue`, new_venue=True in Python" in str(caught.value)
     assert "ATLAS_EXTRA_VENUES=cme" in str(caught.value)
     with pytest.raises(UnknownExchangeError, match="did you mean 'bitstamp'"):
         import_trades(store, path, exchange="bitstmp", columns=MAP)
     report = import_trades(store, path, exchange="cme_es_usd", columns=MAP, new_venue=True)
     assert report.exchanges == ("CME_ES_USD",) and len(store.read_trades("cme_es_usd")) == 4
+    # the venue is in the store now: the next import of it needs no flag
+    later = _trades_csv(tmp_path, [(t.replace("2024-01-01", "2024-01-02"), p, v) for t, p, v in ROWS], "later.csv")
+    assert import_trades(store, later, exchange="cme_es_usd", columns=MAP).written == {"trade": 4}
 
 
 def test_file_suffixes(tmp_path, sqlite_url):

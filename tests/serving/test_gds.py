@@ -49,6 +49,14 @@ def test_a_book_written_as_gds_writes_it_reads_back(redis_client):
     assert (book.best_bid, book.best_ask, book.midpoint, book.spread) == (100.0, 100.5, 100.25, 0.5)
 
 
+def test_a_venue_the_user_added_is_read_from_redis_too(redis_client):
+    """The names come from a model, whose venue the store accepted: serving checks their form only."""
+    assert orderbook_key("binance_btc_usdt") == "binance_btc_usdt_orderbook"
+    write_orderbook(redis_client, "binance_btc_usdt", T0, BIDS, ASKS)
+    book = read_orderbooks(redis_client, ["binance_btc_usdt"])["BINANCE_BTC_USDT"]
+    assert book is not None and book.best_bid == 100.0
+
+
 def test_numbers_unsorted_levels_and_order_ids_are_read_as_gryphons_pollers_write_them():
     """A websocket poller writes levels in dict order; Kraken's third element is a timestamp; some APIs give numbers."""
     text = gds_text(bids=[["99", 2, ""], [100, "1.5", 1442880257]], asks=[["102", "1", ""], ["101.5", "2", "x"]])

@@ -120,22 +120,24 @@ class Tally:
 
 def parse_exchange(exchange: str | Exchange, store: MarketStore, *, new_venue: bool = False,
                    source: bool = False) -> Exchange:
-    """:meth:`Exchange.parse` with the store's extra venues, and an error that says how to add a venue.
+    """The exchange an import writes, by the store's venue rule (built in, configured, or already in the store),
+    and an error that says how to add a venue.
 
     Args:
         exchange: the name to read.
-        store: its ``extra_venues`` (``ATLAS_EXTRA_VENUES``) are accepted.
+        store: its venues (``extra_venues``, ``ATLAS_EXTRA_VENUES``, and those it holds data of) are accepted.
         new_venue: accept the venue of ``exchange`` whatever it is (``--new-venue``).
         source: the name comes from the data (a GDS database), not from the caller: the hint differs.
     """
-    venue = str(exchange).strip().lower().split("_")[0]
-    venues = (*getattr(store, "extra_venues", ()), *((venue,) if new_venue else ()))
+    if new_venue:
+        return Exchange.read(exchange)
     try:
-        return Exchange.parse(exchange, extra_venues=venues)
+        return store.known_exchange(exchange)
     except UnknownExchangeError as error:
-        how = (f"open the store with MarketStore(url, extra_venues=({venue!r},))" if source
-               else "pass new_venue=True (--new-venue) to import it anyway")
-        msg = f"{error}, or {how}"
+        if not source:
+            raise
+        venue = str(exchange).strip().lower().split("_")[0]
+        msg = f"{error}; or open the store with MarketStore(url, extra_venues=({venue!r},))"
         raise UnknownExchangeError(msg) from None
 
 
