@@ -45,6 +45,7 @@ class Counts:
     already_published: int = 0
     unpublished: int = 0
     incomplete: int = 0
+    gaps: int = 0
     stale: int = 0
     errors: int = 0
     swaps: int = 0

@@ -11,7 +11,7 @@ What it never does: predict from a row with a missing value (a gap longer than t
 an order book older than Gryphon's 10 seconds, or publish a bucket twice. A windowed model trained with
 ``allow_gaps=False`` (the default) gets no prediction for a bucket whose window of complete rows is not ``window``
 consecutive buckets (it spans a gap in the feed or a row with a missing value), as training dropped such windows and
-``ModelArtifact.predict_market`` leaves such buckets out; the bucket is counted as ``incomplete``. A model that raises is logged and skipped
+``ModelArtifact.predict_market`` leaves such buckets out; the bucket is counted under ``gaps``. A model that raises is logged and skipped
 for that bucket. When an alias moves, the new version loads in the background and takes over between two buckets;
 a version that fails to load, or whose series the feed cannot give, leaves the old one serving and says why.
 """
@@ -213,7 +213,7 @@ class ModelRunner:
             return "incomplete"
         if served.artifact.window and not served.artifact.transforms.allow_gaps and \
                 served.rows[-1][0] - served.rows[0][0] != (served.window - 1) * served.width.value:
-            counts.incomplete += 1  # the window spans a gap: training dropped such windows
+            counts.gaps += 1  # the window spans a gap: training dropped such windows
             return "gap"
         values = np.stack([r for _, r in served.rows]) if served.artifact.window else served.rows[-1][1]
         try:

@@ -61,7 +61,8 @@ class Session:
         now = int(time.time() * 1000)
         metrics = []
         for target, counts in runner.counts.items():
-            for name in ("published", "already_published", "unpublished", "incomplete", "stale", "errors", "swaps"):
+            for name in ("published", "already_published", "unpublished", "incomplete", "gaps", "stale", "errors",
+                         "swaps"):
                 metrics.append(Metric(f"serve.{target.key}.{name}", float(getattr(counts, name)), now, 0))
         self.client.log_batch(self.run_id, metrics=metrics)
         self.client.set_terminated(self.run_id, "FAILED" if runner.drifted else "FINISHED")

@@ -113,3 +113,15 @@ def test_inverted_and_empty_ranges_say_so(tmp_path):
     assert result.exit_code == 0
     assert "No values of kraken_btc_usd.1h.close from 2025-01-01 00:00:00+00:00 to the last: it holds 3 values " \
            "from 2024-01-01 01:00:00+00:00 to 2024-01-01 03:00:00+00:00" in result.output
+
+
+def test_the_dry_run_names_windows_dropped_at_gaps_and_ties():
+    from atlas.commands.train import _data_notes
+
+    report = {"train": {"windows_across_gaps": 4, "windows_dropped": 4, "zero_labels": 3, "ties_dropped": 0},
+              "test": {"windows_across_gaps": 1, "windows_dropped": 1, "zero_labels": 0, "ties_dropped": 0}}
+    assert _data_notes(report) == ("windows across a gap dropped: train 4, test 1; exact-zero labels (ties): "
+                                   "train 3, test 0")
+    kept = {part: {**counts, "windows_dropped": 0} for part, counts in report.items()}
+    assert _data_notes(kept).startswith("windows across a gap: train 4, test 1;")
+    assert _data_notes({"train": {"windows_dropped": None, "zero_labels": 0}}) == ""

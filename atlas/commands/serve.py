@@ -108,7 +108,8 @@ def serve(models, alias, feed, redis_url, start, end, buckets, speed, ttl, gryph
         again = f" ({counts.already_published} already in Redis: not written again)" if counts.already_published \
             else ""
         click.echo(f"{target} (version {served.ref.version}): {runner.buckets} buckets, {counts.published} published"
-                   f"{again}, {counts.incomplete} without complete features, {counts.stale} stale, {counts.errors} errors, "
+                   f"{again}, {counts.incomplete} without complete features, {counts.gaps} windows across a gap, "
+                   f"{counts.stale} stale, {counts.errors} errors, "
                    f"{counts.swaps} swaps; live accuracy {stats['accuracy']:.4f} over {stats['window']} scored "
                    f"(lift {stats['lift']:+.4f}, net return {stats['net_return']:+.5f})")
     click.echo(f"Published to {mask_url(url)} as atlas:v1:prediction:NAME; session run {session.run_id}")

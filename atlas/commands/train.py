@@ -130,6 +130,28 @@ def _print_plan(spec, settings) -> None:
         name = f"{row['work_unit']}/{row['model_spec']}"
         click.echo(f"  {name:<{width}}  {row['model']:<22} {row['trials']:>4} trials  "
                    f"train {row['train_samples']:>7}  test {row['test_samples']:>7}  data {row['data_hash']}")
+        notes = _data_notes(row.get("report") or {})
+        if notes:
+            click.echo(f"  {'':<{width}}  {notes}")
+
+
+def _data_notes(report: dict) -> str:
+    """What the dataset left out or joined, per part: windows across gaps, exact-zero labels (ties)."""
+    def per_part(key: str) -> str | None:
+        counts = {part: (report.get(part) or {}).get(key) for part in ("train", "test")}
+        if not any(counts.values()):
+            return None
+        return ", ".join(f"{part} {n or 0}" for part, n in counts.items())
+
+    notes = []
+    for key, words in (("windows_dropped", "windows across a gap dropped"),
+                       ("windows_across_gaps", "windows across a gap"),
+                       ("zero_labels", "exact-zero labels (ties)"),
+                       ("ties_dropped", "ties dropped")):
+        shown = per_part(key)
+        if shown and not (key == "windows_across_gaps" and per_part("windows_dropped")):
+            notes.append(f"{words}: {shown}")
+    return "; ".join(notes)
 
 
 @click.command()

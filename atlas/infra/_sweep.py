@@ -61,7 +61,7 @@ def plan(spec: WorkSpec, *, settings: Settings) -> list[dict]:
             rows.append({"work_unit": unit.name, "model_spec": model_spec.name, "model": model_spec.kind,
                          "trials": counts[unit.name, model_spec.name], "window": window,
                          "train_samples": len(dataset.y_train), "test_samples": len(dataset.y_test),
-                         "data_hash": dataset.content_hash[:12]})
+                         "data_hash": dataset.content_hash[:12], "report": dataset.report})
     return rows
 
 
