@@ -205,19 +205,28 @@ def test_a_reimport_with_a_shifted_label_is_refused_and_with_replace_equals_the_
     assert "atlas data delete bitstamp_btc_usd.1h.*" in out
     assert MarketStore(store).read_series("bitstamp_btc_usd.1h.close").equals(before)  # nothing mixed
     code, out = _atlas(*base, "--label", "end", "--replace", store=store)
-    assert code == 0 and "noted 355 bars.replaced" in out, out  # 71 shared buckets x 5 series
+    assert code == 0 and "noted 360 bars.replaced" in out, out  # all the first import wrote: 72 bars x 5
     second = pd.read_csv(path)
     stored = MarketStore(store)
     for metric in ("open", "high", "low", "close", "volume"):
         values = stored.read_series(f"bitstamp_btc_usd.1h.{metric}")
-        # the series equals the second file exactly: its stamps are the buckets' ends; the first file's extra
-        # last bucket lies outside the second file's range and stays
+        # the series equals the second file exactly: nothing of the first import is left, not even its last bar,
+        # which lies past the second file's range
         expected = pd.Series(second[metric].to_numpy(), index=pd.DatetimeIndex(second["time"], tz="UTC"))
-        assert values.iloc[:-1].equals(expected.rename(values.name).rename_axis("bucket").astype(float)), metric
-        assert values.index[-1] == expected.index[-1] + pd.Timedelta("1h")
+        assert values.equals(expected.rename(values.name).rename_axis("bucket").astype(float)), metric
     # the same file twice is refused too, and the message says it was imported before
     code, out = _atlas(*base, "--label", "end", store=store)
     assert code == 2 and "it was imported before" in out
+    # another file over part of the range replaces that part only
+    part = tmp_path / "part.csv"
+    second.iloc[10:20].assign(close=second["close"].iloc[10:20] * 1.01,
+                              high=second["high"].iloc[10:20] * 1.01).to_csv(part, index=False)
+    code, out = _atlas(*[str(part) if a == str(path) else a for a in base], "--label", "end", "--replace",
+                       store=store)
+    assert code == 0 and "noted 50 bars.replaced" in out, out
+    close = stored.read_series("bitstamp_btc_usd.1h.close")
+    assert len(close) == 72 and close.iloc[10] == second["close"].iloc[10] * 1.01
+    assert close.iloc[9] == second["close"].iloc[9] and close.iloc[20] == second["close"].iloc[20]
 
 
 def test_reimported_trades_from_another_source_are_refused_or_replaced():

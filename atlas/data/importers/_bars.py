@@ -74,7 +74,9 @@ def import_bars(store: MarketStore, source: str | Path | pd.DataFrame, *, exchan
             a high below the open or close, a low above them, a negative volume), or ``"skip"`` and count.
         replace: where the store already holds this exchange's bars at this width between the file's first and
             last bar, delete them and write the file's, in one transaction; without it such an import is
-            refused, so two files are never mixed.
+            refused, so two files are never mixed. What an earlier import of a file of the same name wrote is
+            deleted whole, so a file imported again with other options (a corrected ``label``) leaves nothing of
+            its first import behind.
         new_venue: accept a venue Atlas does not know.
 
     Returns:
@@ -118,10 +120,11 @@ def import_bars(store: MarketStore, source: str | Path | pd.DataFrame, *, exchan
     if "volume" in values:
         tally.note("bars.zero_volume", int((values["volume"][rows] == 0).sum()))
         tally.note("bars.unknown_volume", int(np.isnan(values["volume"][rows]).sum()))
+    source = f"bars:{exchange.key}.{name}:{table.name}"
     with store.atomic():
         if len(index):
-            _clear_range(store, exchange, name, index, series, replace, tally, table.name)
-        store.write_series(series, owner="bars")
+            _clear_range(store, exchange, name, index, series, replace, tally, table.name, source)
+        store.write_series(series, owner="bars", source=source)
     for key, part in series.items():
         tally.wrote(key.name, int(part.notna().sum()), index, exchange)
     return tally.report(table.name, time.perf_counter() - began)
@@ -183,9 +186,10 @@ def _value_rules(rules: Rules, values: dict[str, np.ndarray]) -> None:
 
 
 def _clear_range(store: MarketStore, exchange: Exchange, width: str, index: pd.DatetimeIndex,
-                 series: dict[SeriesKey, pd.Series], replace: bool, tally: Tally, source: str) -> None:
+                 series: dict[SeriesKey, pd.Series], replace: bool, tally: Tally, source: str, noted: str) -> None:
     """Refuses bars over a range the store already holds for this exchange and width, or (``replace``) deletes
-    the stored range, so that the store never mixes two imports."""
+    the stored range, and all that an earlier import of the same file wrote, so the store never mixes two
+    imports."""
     store.require_owner(exchange, width, "bars")  # computed metrics at this width: that error first
     first, last = index.min(), index.max()
     names = [SeriesKey(exchange, width, m).name for m in BAR_METRICS]
@@ -193,6 +197,9 @@ def _clear_range(store: MarketStore, exchange: Exchange, width: str, index: pd.D
     if not held:
         return
     if replace:
+        earlier = store.written_span(exchange, noted)
+        if earlier is not None:  # the same file imported before: replace all of it
+            first, last = min(first, earlier[0]), max(last, earlier[1])
         cleared = store.clear_values(names, first, last)
         tally.note("bars.replaced", sum(cleared.values()))
         return

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 import pandas as pd
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
 
 from atlas.data.exchanges import Exchange
 from atlas.data.store import _schema as schema
@@ -97,6 +97,17 @@ class DeleteAccess:
         with self._market_read() as conn:
             return int(conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE exchange = :exchange{clause}"),
                                     params).scalar())
+
+    def written_span(self, exchange: Exchange, source: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and last time that writes of ``exchange`` noted as ``source`` reached (the ingest log), or
+        None when there were none."""
+        i = schema.ingest.c
+        with self._read() as conn:
+            low, high = conn.execute(select(func.min(i.first_timestamp), func.max(i.last_timestamp)).where(
+                i.exchange == exchange.name, i.source == source[:255])).one()
+        if low is None:
+            return None
+        return pd.Timestamp(low).tz_localize("UTC"), pd.Timestamp(high).tz_localize("UTC")
 
     def clear_values(self, names: list[str], start, end) -> dict[str, int]:
         """Deletes the values of ``names`` in ``[start, end]``, in the caller's transaction when there is one (an

@@ -19,7 +19,8 @@ class SeriesAccess:
 
     # metric series ------------------------------------------------------------------------------------------
 
-    def write_series(self, values: dict[SeriesKey | str, pd.Series], *, owner: str | None = None) -> int:
+    def write_series(self, values: dict[SeriesKey | str, pd.Series], *, owner: str | None = None,
+                     source: str = "series") -> int:
         """Upserts metric values by series (bucket-indexed, UTC); NaN values are not stored. Returns the count.
 
         Args:
@@ -27,6 +28,7 @@ class SeriesAccess:
             owner: who writes: ``"bars"`` (an import of OHLCV bars) or ``"metrics"`` (the metric pipeline). Each
                 exchange's series at one width belong to one of them: the other is refused, in the same
                 transaction, so imported bars and computed metrics never overwrite each other.
+            source: a note for the ingest log (an import names its file, so importing it again can replace it).
 
         Raises:
             DataValidationError: a value is infinite (rule ``non_finite_value``).
@@ -53,7 +55,7 @@ class SeriesAccess:
                 if len(present):
                     spans.setdefault(key.exchange, []).extend([present.min(), present.max()])
             for exchange, times in spans.items():  # the data version of these buckets moves on
-                self._log(conn, exchange, "series", pd.DatetimeIndex(times), "series", invalidate=False)
+                self._log(conn, exchange, "series", pd.DatetimeIndex(times), source, invalidate=False)
             return written
 
     def width_owner(self, exchange: str | Exchange, width: str) -> str | None:
