@@ -111,7 +111,9 @@ def open_store(store_url: str | None, *, after_failure: str | None = None, read_
     settings = Settings.from_env()
     url = store_url or settings.store.url
     if read_only:
-        require_existing(url, "--store or ATLAS_STORE_URL", "`atlas data simulate` or `atlas data import` make one")
+        setting = ("--store or ATLAS_STORE_URL" if store_url or os.environ.get("ATLAS_STORE_URL") else
+                   f"the default store under ATLAS_HOME={settings.home}; or give --store")
+        require_existing(url, setting, "`atlas data simulate` or `atlas data import` make one")
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[STORE_KEY] = mask_url(url)

@@ -87,7 +87,7 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero_with_the_reason(spec_fil
 
 @pytest.mark.parametrize(("args", "message"), [
     (("train", "experiments/missing.py"), "spec file experiments/missing.py does not exist"),
-    (("harvest", "no_such_spec"), "has no experiment 'no_such_spec'"),
+    (("harvest", "no_such_spec"), "nothing has been trained there"),  # a fresh home: no tracking store yet
     (("harvest", "tiny", "--output", "results.xlsx"), None),
 ])
 def test_command_errors_name_the_problem(args, message, environment, spec_file):
