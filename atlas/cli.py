@@ -87,6 +87,7 @@ def main() -> None:
 
 
 from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wait for a command to run)
+from atlas.commands.doctor import doctor  # noqa: E402
 from atlas.commands.featureset import featureset  # noqa: E402
 from atlas.commands.promote import models, promote, rollback  # noqa: E402
 from atlas.commands.report import report  # noqa: E402
@@ -98,6 +99,7 @@ main.add_command(featureset)
 main.add_command(train)
 main.add_command(harvest)
 main.add_command(report)
+main.add_command(doctor)
 main.add_command(promote)
 main.add_command(rollback)
 main.add_command(models)
