@@ -84,6 +84,7 @@ def main() -> None:
     Settings come from ATLAS_* environment variables; with none set, everything lives under ./.atlas/.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not the command's output
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a server's run links: ours say where
 
 
 from atlas.commands.data import data  # noqa: E402 (click only: heavy imports wait for a command to run)

@@ -77,14 +77,16 @@ class TrackingSettings:
 
     Attributes:
         mlflow_uri: MLflow tracking URI (``MLFLOW_TRACKING_URI``); SQLite under ``.atlas/`` by default.
-        artifact_root: where MLflow stores artifacts (``ATLAS_ARTIFACT_ROOT``).
+        artifact_root: where new experiments keep their artifacts (``ATLAS_ARTIFACT_ROOT``): a folder, or
+            ``s3://bucket/prefix`` written directly through boto3; None leaves it to the tracking server (its
+            artifact proxy, or its default root), which is the default when ``mlflow_uri`` is a server.
         optuna_storage: Optuna storage URL (``ATLAS_OPTUNA_STORAGE``).
         s3_endpoint_url: an S3 endpoint other than AWS's for ``s3://`` artifacts (``MLFLOW_S3_ENDPOINT_URL``:
             MinIO, moto, Ceph), None for AWS.
     """
 
     mlflow_uri: str
-    artifact_root: str
+    artifact_root: str | None
     optuna_storage: str
     s3_endpoint_url: str | None = None
 
@@ -224,6 +226,7 @@ class Settings:
                    for name in CONFIG_KEYS.values()}
         home = Path(env.get("ATLAS_HOME") or ".atlas").absolute()
         venues = tuple(v.strip().lower() for v in env.get("ATLAS_EXTRA_VENUES", "").split(",") if v.strip())
+        tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
         return cls(
             home=home,
             store=StoreSettings(
@@ -232,8 +235,9 @@ class Settings:
                 extra_venues=venues,
             ),
             tracking=TrackingSettings(
-                mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-                artifact_root=env.get("ATLAS_ARTIFACT_ROOT") or str(home / "artifacts"),
+                mlflow_uri=tracking,
+                artifact_root=env.get("ATLAS_ARTIFACT_ROOT") or (
+                    None if tracking.startswith(("http://", "https://")) else str(home / "artifacts")),
                 optuna_storage=env.get("ATLAS_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
                 s3_endpoint_url=env.get("MLFLOW_S3_ENDPOINT_URL") or None,
             ),

@@ -84,7 +84,7 @@ def _gather(name: str, execution: str, top: int, uri: str):
     return results, described, verdict, cards
 
 
-def _log(uri: str, artifact_root: str, execution: str, path) -> None:
+def _log(uri: str, artifact_root: str | None, execution: str, path) -> None:
     from atlas.runs import REPORT_ARTIFACT, RunWriter
 
     RunWriter(uri, artifact_root).log_bytes(execution, path.read_bytes(), REPORT_ARTIFACT)

@@ -73,8 +73,11 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
         click.echo(f"Failed: {result.work_unit}/{result.model_spec}#{result.number}: {last[0]}", err=True)
     uri = mask_url(settings.tracking.mlflow_uri)
     click.echo(f"Results: atlas harvest {spec_file} --output results.parquet; report: atlas report {spec_file}")
-    click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open "
-               f"{runs_view('http://127.0.0.1:5000', report.experiment_id)}")
+    if uri.startswith(("http://", "https://")):  # a tracking server is its own UI
+        click.echo(f"MLflow UI: {runs_view(uri.rstrip('/'), report.experiment_id)}")
+    else:
+        click.echo(f"MLflow UI: mlflow ui --backend-store-uri {uri} --port 5000, then open "
+                   f"{runs_view('http://127.0.0.1:5000', report.experiment_id)}")
     if report.interrupted:
         click.echo(f"Interrupted: unfinished trials are marked KILLED. Finish the sweep with: "
                    f"atlas train {spec_file} --resume", err=True)

@@ -78,7 +78,8 @@ def diagnose(settings: Settings) -> list[Check]:
 
 
 _UNSET = {"gds": "market tables live in the store", "ray": "trials run on a Ray started on this machine",
-          "store": "", "tracking": "", "artifacts": "", "optuna": "", "redis": ""}
+          "artifacts": "kept by the tracking server (its artifact proxy, or its default root)",
+          "store": "", "tracking": "", "optuna": "", "redis": ""}
 #: Libraries whose versions must agree on every machine of a cluster (the driver's and the workers').
 VERSIONED = ("gryphon-atlas", "mlflow", "ray", "optuna", "tensorflow", "keras", "pandas", "numpy", "sqlalchemy",
              "redis", "boto3")

@@ -119,7 +119,7 @@ class RunWriter:
     signal handling); a run is never created without being kept, or ended without being forgotten.
     """
 
-    def __init__(self, tracking_uri: str, artifact_root: str, *,
+    def __init__(self, tracking_uri: str, artifact_root: str | None, *,
                  atomic: Callable[[], AbstractContextManager] = nullcontext) -> None:
         self.uri = tracking_uri
         self.client = MlflowClient(tracking_uri)
@@ -140,7 +140,9 @@ class RunWriter:
         if found is not None:
             return found
         root = self.artifact_root
-        if "://" in root:
+        if not root:
+            location = None  # the tracking server's: its artifact proxy (S3 behind it), or its default root
+        elif "://" in root:
             location = root
         else:
             folder = Path(root).resolve().joinpath(name).resolve()
