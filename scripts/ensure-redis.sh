@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# A redis-server on 127.0.0.1:PORT for the demo: the one already answering there, or a new one (no persistence,
+# A redis-server on 127.0.0.1:PORT (or the port of a redis:// URL) for the demo: the one already answering there, or a new one (no persistence,
 # loopback only, daemonized; stop it with `redis-cli -p PORT shutdown nosave`). With MODEL, that model's Atlas keys
 # are removed first: the demo replays the same buckets each time, and a bucket is never published twice.
 set -euo pipefail
 port="${1:-6379}"
+if [[ "$port" == *://* ]]; then  # a URL (REDIS_URL): its port
+    port="${port##*:}"
+    port="${port%%/*}"
+fi
 model="${2:-}"
 forget() {
     [ -n "$model" ] || return 0

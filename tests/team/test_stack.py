@@ -1,0 +1,139 @@
+"""The whole workflow against a desk's shared stack, by settings alone: PostgreSQL for the market store and Optuna,
+an MLflow server on PostgreSQL with its artifacts in S3 (moto's server, through the server's proxy), Redis, and a
+two-node Ray cluster started with `ray start` (scripts/stack.py, as `make stack` starts it). A sweep, its report,
+a promotion and the runner serving into Redis; every artifact lands in the bucket, and no password or key is
+written anywhere a user or a tracking server would show it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import stack  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("stack")]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stack")
+    settings = stack.start(folder)
+    yield folder, settings
+    stack.stop(folder)
+
+
+def atlas(*args: str, settings: dict, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd), **settings}
+    return subprocess.run([str(BIN / "atlas"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+SPEC = """
+import sys
+sys.path.insert(0, {units!r})
+from _units import next_minute_unit
+from atlas.infra import Digest, ModelSpec, WorkSpec
+
+SPEC = WorkSpec("stack", [next_minute_unit("itbit", ModelSpec("logistic", "logistic_classifier",
+                                                           {{"l2": [0.0, 0.001]}}, fit={{"epochs": 2}}))],
+                log_models=1, digest=Digest(cards=1))
+"""
+
+
+def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_path):
+    folder, settings = running
+    (tmp_path / "spec.py").write_text(textwrap.dedent(SPEC.format(units=str(ROOT / "tests" / "infra"))))
+    outputs = []
+
+    def step(*args: str) -> str:
+        done = atlas(*args, settings=settings, cwd=tmp_path)
+        outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, f"atlas {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    doctor = step("doctor")
+    assert doctor.count("\nok ") + doctor.startswith("ok ") >= 7 and "FAIL" not in doctor
+    step("data", "simulate", "--days", "1", "--exchanges", "bitstamp,itbit", "--seed", "3", "--signal", "0.3")
+    step("data", "metrics", "--bucket", "1min")
+    trained = step("train", "spec.py", "--quiet")
+    assert "2 trials" in trained and "2 finished" in trained and "on 2 slots" in trained
+    assert f"MLflow UI: {settings['MLFLOW_TRACKING_URI']}/#/experiments/" in trained
+    assert "View run" not in trained  # MLflow's own links are not the command's output
+    step("report", "spec.py", "--top", "1", "--output", str(tmp_path / "report.html"))
+    step("promote", "spec.py", "--name", "stack_itbit")
+    step("promote", "stack_itbit", "--to", "production", "--force", "--reason", "the stack test")
+    served = step("serve", "stack_itbit", "--buckets", "30")
+    assert "30 published" in served
+
+    import boto3
+    import redis
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("stack")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server's proxy, S3 behind it
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert len(runs) >= 4  # the execution, the work unit, two trials
+    s3 = boto3.client("s3", endpoint_url=settings["MLFLOW_S3_ENDPOINT_URL"],
+                      aws_access_key_id=settings["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=settings["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.BUCKET)
+            for o in page.get("Contents", [])]
+    names = {Path(k).name for k in keys}
+    for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json"):
+        assert artifact in names, (artifact, sorted(names)[:40])
+    assert any(k.endswith(".png") for k in keys)  # a card
+    with redis.Redis.from_url(settings["REDIS_URL"]) as r:
+        assert r.exists("atlas:v1:prediction:stack_itbit")
+
+    # no secret anywhere: params, tags, S3 objects of text, the commands' output, the stack's public files
+    secrets = [settings["AWS_SECRET_ACCESS_KEY"], settings["ATLAS_STORE_URL"].split(":")[2].split("@")[0]]
+    recorded = json.dumps([(r.data.params, r.data.tags) for r in runs])
+    texts = [s3.get_object(Bucket=stack.BUCKET, Key=k)["Body"].read().decode(errors="replace")
+             for k in keys if k.endswith((".json", ".yaml", ".txt", ".html", "MLmodel"))]
+    for secret in secrets:
+        assert len(secret) > 10
+        assert secret not in recorded
+        assert not any(secret in t for t in texts)
+        assert not any(secret in o for o in outputs)
+        assert secret not in (folder / "atlas.toml").read_text()
+
+
+def test_stop_stops_exactly_what_the_stack_started(tmp_path):
+    import time
+
+    folder = tmp_path / "one"
+    settings = stack.start(folder)
+    other = subprocess.Popen(["sleep", "600"])  # something else that runs meanwhile
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        pids = list(state["pids"].values())
+        ray_temp = state["ray"]["temp"]
+        assert all(Path(f"/proc/{p}").exists() for p in pids)
+        assert subprocess.run(["pgrep", "-f", ray_temp], capture_output=True).stdout.split()
+        stopped = stack.stop(folder)
+        assert set(stopped) == {"ray", "s3", "mlflow", "redis", "postgres"}
+        time.sleep(1)
+        assert not any(Path(f"/proc/{p}").exists() and "zombie" not in _state(p) for p in pids)
+        assert not subprocess.run(["pgrep", "-f", ray_temp], capture_output=True).stdout.split()
+        assert other.poll() is None  # not ours: still running
+        assert not (folder / "state.json").exists() and stack.stop(folder) == []
+        assert settings["RAY_AUTH_MODE"] == "token"
+    finally:
+        other.kill()
+        stack.stop(folder)
+
+
+def _state(pid: int) -> str:
+    try:
+        return "zombie" if " Z " in Path(f"/proc/{pid}/stat").read_text() else "running"
+    except OSError:
+        return "gone"
