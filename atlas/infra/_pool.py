@@ -87,6 +87,17 @@ def slots(resources: Resources, wanted: int | None) -> int:
     fits = int(total.get("CPU", 0) // resources.cpu)
     if resources.gpu:
         fits = min(fits, int(total.get("GPU", 0) // resources.gpu))
+    if resources.accelerator:
+        kinds = sorted(k.split(":", 1)[1] for k in total if k.startswith("accelerator_type:"))
+        if resources.accelerator not in kinds:
+            msg = (f"a trial asks for a {resources.accelerator} GPU (WorkSpec.resources.accelerator), but the Ray "
+                   f"cluster's GPUs are of types {kinds or 'none that Ray knows'}; ask for one of those, or leave "
+                   f"accelerator out to run on any GPU")
+            raise ConfigError(msg)
+        typed = [n["Resources"] for n in ray.nodes()
+                 if n.get("Alive") and f"accelerator_type:{resources.accelerator}" in n["Resources"]]
+        # a trial runs on one node: count what fits on the nodes of that type only, node by node
+        fits = sum(min(int(r.get("CPU", 0) // resources.cpu), int(r.get("GPU", 0) // resources.gpu)) for r in typed)
     if fits < 1:
         msg = (f"a trial needs {resources.cpu} CPU and {resources.gpu} GPU, but the Ray cluster has "
                f"{total.get('CPU', 0)} CPU and {total.get('GPU', 0)} GPU in all; lower WorkSpec.resources")
@@ -116,7 +127,8 @@ class WorkerPool:
         self.workers = [self._start() for _ in range(size)]
 
     def _start(self) -> Worker:
-        actor = self._remote.options(num_cpus=self.resources.cpu, num_gpus=self.resources.gpu,
+        typed = {"accelerator_type": self.resources.accelerator} if self.resources.accelerator else {}
+        actor = self._remote.options(num_cpus=self.resources.cpu, num_gpus=self.resources.gpu, **typed,
                                      max_restarts=0, max_task_retries=0).remote(self.threads, self.packaging)
         return Worker(actor)
 

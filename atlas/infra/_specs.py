@@ -145,19 +145,36 @@ class Search:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial gets: CPUs and a fraction of a GPU (0.25: four trials share one)."""
+    """What one trial gets: CPUs, a fraction of a GPU (0.25: four trials share one), and the GPU type.
+
+    Trials on a shared GPU each grow their memory on demand (TensorFlow's memory growth, set in every worker), so
+    four trials at 0.25 fit where each alone would have reserved the whole card.
+
+    Attributes:
+        cpu: CPUs per trial.
+        gpu: GPUs per trial: a fraction in [0, 1], or a whole number.
+        accelerator: the GPU type the trial must run on, as Ray names it (``"A100"``, ``"H100"``, ``"L4"``: a node
+            started with ``--resources='{"accelerator_type:H100": 1}'`` or detected by Ray); None: any.
+    """
 
     cpu: float = 1.0
     gpu: float = 0.0
+    accelerator: str | None = None
 
     def __post_init__(self) -> None:
         if not self.cpu > 0:
             fail("Resources", "cpu", f"must be > 0, got {self.cpu!r}")
         if not 0 <= self.gpu <= 1 and not (self.gpu > 1 and float(self.gpu).is_integer()):
             fail("Resources", "gpu", f"must be a fraction in [0, 1] or a whole number of GPUs, got {self.gpu!r}")
+        if self.accelerator is not None:
+            if not isinstance(self.accelerator, str) or not self.accelerator.strip():
+                fail("Resources", "accelerator", f"must be a GPU type such as 'A100', got {self.accelerator!r}")
+            if not self.gpu:
+                fail("Resources", "accelerator", f"asks for a {self.accelerator} GPU, but gpu is 0; give the GPUs a "
+                     f"trial needs, e.g. Resources(gpu=0.5, accelerator={self.accelerator!r})")
 
     def to_dict(self) -> dict:
-        return {"cpu": self.cpu, "gpu": self.gpu}
+        return {"cpu": self.cpu, "gpu": self.gpu, **({"accelerator": self.accelerator} if self.accelerator else {})}
 
 
 @dataclass(frozen=True)

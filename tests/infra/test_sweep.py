@@ -282,6 +282,34 @@ def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
     assert {r.data.tags[Tag.GPUS] for r in trial_runs(sweep_settings, "gpus")} == {"0"}
 
 
+def test_a_work_spec_asks_for_a_gpu_type_and_gets_a_node_of_it(sweep_settings):
+    from ray.cluster_utils import Cluster
+
+    from atlas.exceptions import ConfigError
+    from atlas.infra import Resources
+
+    # two nodes with one declared GPU each, of two types: trials asking for an L4 run on the L4 node only
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "num_gpus": 1, "resources": {"accelerator_type:H100": 1}, "include_dashboard": False})
+    l4 = cluster.add_node(num_cpus=1, num_gpus=1, resources={"accelerator_type:L4": 1}).node_id
+    try:
+        unit = next_minute_unit("u", scripted("s", loss=[1.0, 2.0, 3.0, 4.0], seconds=0.2))
+        spec = WorkSpec("typed", [unit], resources=Resources(cpu=0.5, gpu=0.5, accelerator="L4"), log_models=0,
+                        digest=NO_CARDS)
+        report = train(spec, settings=sweep_settings, address=cluster.address, progress=False)
+        wrong = WorkSpec("untyped", [unit], resources=Resources(cpu=0.5, gpu=0.5, accelerator="A100"),
+                         log_models=0, digest=NO_CARDS)
+        with pytest.raises(ConfigError, match=r"asks for a A100 GPU .* of types \['H100', 'L4'\]"):
+            train(wrong, settings=sweep_settings, address=cluster.address, progress=False)
+    finally:
+        cluster.shutdown()
+    # two at a time fit on the L4 node (0.5 GPU each); the H100 node's GPU would have taken two more
+    assert report.count("finished") == 4 and report.slots == 2 and {r.node for r in report.results} == {l4}
+    assert Resources(gpu=0.5, accelerator="L4").to_dict() == {"cpu": 1.0, "gpu": 0.5, "accelerator": "L4"}
+    with pytest.raises(ConfigError, match="asks for a L4 GPU, but gpu is 0"):
+        Resources(accelerator="L4")
+
+
 def test_many_quick_trials_on_the_sqlite_store_never_hit_a_locked_database(sweep_settings):
     spec = WorkSpec("quick", [next_minute_unit("u", scripted("s", loss=[1.0 + i / 10 for i in range(24)], epochs=2))],
                     log_models=0, digest=NO_CARDS)
