@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/digest.py
 	$(BIN)/python benchmarks/serving_latency.py
+	$(BIN)/python benchmarks/sweep_scaling.py
 
 # Fault drills: bad files, kill -9 and a full disk against scratch stores; one line per drill, held or BROKEN.
 drills: install

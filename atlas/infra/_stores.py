@@ -66,7 +66,26 @@ def preflight(settings: Settings, address: str | None) -> None:
     """
     probe_tracking(settings.tracking.mlflow_uri)
     probe_optuna(settings.tracking.optuna_storage)
+    probe_artifacts(settings.tracking.artifact_root, settings.tracking.s3_endpoint_url)
     probe_ray(address)
+
+
+def probe_artifacts(root: str | None, endpoint: str | None) -> None:
+    """Checks that an ``s3://`` artifact root is reachable and writable with the credentials at hand: one try
+    each, a few seconds, instead of boto3's retries (a wrong key fails at once, not after minutes of backoff).
+
+    Raises:
+        ConfigError: the endpoint does not answer, the bucket is missing, or the credentials are refused.
+    """
+    if not root or not root.startswith("s3://"):
+        return
+    from atlas.infra._doctor import FAIL, _s3
+
+    status, detail = _s3(root, endpoint)
+    if status == FAIL:
+        msg = (f"the artifact root {mask_url(root)} (ATLAS_ARTIFACT_ROOT) cannot be written: {mask_text(detail)}; "
+               f"fix it, or unset ATLAS_ARTIFACT_ROOT to keep artifacts where the tracking server says")
+        raise ConfigError(msg)
 
 
 @contextmanager
