@@ -277,7 +277,7 @@ class Sweep:
             self.pool.replace(trial.worker)
             if trial.attempts < ATTEMPTS:
                 trial.attempts += 1
-                trial.worker = self.pool.free() or min(self.pool.workers, key=lambda w: w.outstanding)
+                trial.worker = self.pool.free() or self.pool.least_loaded()
                 self._send(trial)
                 return trial, None
             result = self._failure(trial, f"its worker died {ATTEMPTS} times; the last time: {error}")

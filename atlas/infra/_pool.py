@@ -109,6 +109,8 @@ def slots(resources: Resources, wanted: int | None) -> int:
 class Worker:
     actor: Any
     outstanding: int = 0  # trials sent and not yet back
+    ready: Any = None  # the reference its start answers on
+    started: bool = False  # placed on a node and started: only then does it get trials
 
 
 class WorkerPool:
@@ -130,19 +132,43 @@ class WorkerPool:
         typed = {"accelerator_type": self.resources.accelerator} if self.resources.accelerator else {}
         actor = self._remote.options(num_cpus=self.resources.cpu, num_gpus=self.resources.gpu, **typed,
                                      max_restarts=0, max_task_retries=0).remote(self.threads, self.packaging)
-        return Worker(actor)
+        return Worker(actor, ready=actor.pid.remote())
 
     def ready(self) -> None:
         """Waits until every worker has started (TensorFlow imported): a trial's run is created when it is sent,
         so its duration must not include its worker's start."""
         import ray
 
-        ray.get([worker.actor.pid.remote() for worker in self.workers])
+        ray.get([worker.ready for worker in self.workers])
+        for worker in self.workers:
+            worker.started = True
+
+    def _started(self) -> list[Worker]:
+        """The workers placed and started. A replacement may wait for room (its node died with the worker it
+        replaces, and Ray has not yet noticed): it gets no trial until it runs, so none waits on it forever."""
+        import ray
+
+        pending = [w for w in self.workers if not w.started]
+        if pending:
+            done, _ = ray.wait([w.ready for w in pending], num_returns=len(pending), timeout=0)
+            for worker in pending:
+                worker.started = worker.ready in done
+        return [w for w in self.workers if w.started]
 
     def free(self) -> Worker | None:
-        """The worker with the fewest trials in hand, if it can take one more."""
-        worker = min(self.workers, key=lambda w: w.outstanding, default=None)
+        """The started worker with the fewest trials in hand, if it can take one more."""
+        worker = min(self._started(), key=lambda w: w.outstanding, default=None)
         return worker if worker is not None and worker.outstanding < self.depth else None
+
+    def least_loaded(self) -> Worker:
+        """A started worker for a trial that must be sent now (a retry), waiting for one to start if none has."""
+        import ray
+
+        started = self._started()
+        while not started:
+            ray.wait([w.ready for w in self.workers], num_returns=1)
+            started = self._started()
+        return min(started, key=lambda w: w.outstanding)
 
     def submit(self, worker: Worker, task: TrialTask, data_ref: Any):
         worker.outstanding += 1
@@ -152,7 +178,11 @@ class WorkerPool:
         worker.outstanding = max(0, worker.outstanding - 1)
 
     def replace(self, worker: Worker) -> None:
-        """Kills ``worker`` (if it still lives) and starts a fresh one in its place (once per dead worker)."""
+        """Kills ``worker`` (if it still lives) and starts a fresh one in its place (once per dead worker).
+
+        The fresh one takes trials once it runs: when the worker died with its node, it waits until the
+        cluster has room again, while the trials go to the workers that live.
+        """
         import ray
 
         if worker in self.workers:

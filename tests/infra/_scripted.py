@@ -29,8 +29,9 @@ class ScriptedClassifier(MajorityClassifier):
         "loss": number_param(1.0, "the first epoch's validation loss", low=0.0),
         "epochs": count_param(4, "epochs to report"),
         "seconds": number_param(0.0, "seconds each epoch takes", low=0.0),
-        "behaviour": choice_param("train", "what fit does", ("train", "raise", "die_once")),
-        "marker": Param("", "a file that die_once creates before dying", "a path", str),
+        "behaviour": choice_param("train", "what fit does", ("train", "raise", "die_once", "mark")),
+        "marker": Param("", "a file that die_once creates before dying, or mark appends its node id to", "a path",
+                        str),
     }
 
     def fit(self, x, y, *, validation=None, callbacks=(), **_) -> History:
@@ -38,6 +39,11 @@ class ScriptedClassifier(MajorityClassifier):
             msg = "scripted failure: this trial raises on purpose"
             raise RuntimeError(msg)
         marker = Path(self.params["marker"])
+        if self.params["behaviour"] == "mark":  # where this trial runs, for a test to act on (kill that node)
+            import ray
+
+            with marker.open("a") as file:
+                file.write(ray.get_runtime_context().get_node_id() + "\n")
         if self.params["behaviour"] == "die_once" and not marker.exists():
             marker.write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)

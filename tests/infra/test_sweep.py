@@ -255,6 +255,38 @@ def test_a_sweep_runs_across_the_nodes_of_a_two_node_cluster(sweep_settings):
     assert len({r.data.tags[Tag.NODE] for r in trial_runs(sweep_settings, "two_nodes")}) == 2
 
 
+def test_a_node_killed_mid_sweep_has_its_trials_rerun_on_the_other_and_the_sweep_finishes(sweep_settings, tmp_path):
+    import threading
+
+    from ray.cluster_utils import Cluster
+
+    marker = tmp_path / "nodes.txt"  # each trial appends the node it runs on: the test kills the second node
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        second = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        spec = WorkSpec("node_lost", [next_minute_unit("u", scripted(
+            "s", loss=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], seconds=0.5, behaviour="mark", marker=str(marker)))],
+            log_models=0, digest=NO_CARDS)
+        outcome: dict = {}
+        sweep = threading.Thread(target=lambda: outcome.update(report=train(
+            spec, settings=sweep_settings, address=cluster.address, progress=False)))
+        sweep.start()
+        while sweep.is_alive() and not (marker.exists() and second.node_id in marker.read_text()):
+            sweep.join(0.05)  # until a trial runs on the second node
+        cluster.remove_node(second, allow_graceful=False)  # the machine is gone, with its worker and trial
+        sweep.join(300)
+        assert not sweep.is_alive(), "the sweep waits for a worker that can never be placed"
+    finally:
+        cluster.shutdown()
+    report = outcome["report"]
+    assert report.count("finished") == 6
+    retried = [r for r in report.results if r.attempts > 1]
+    assert retried and all(r.node != second.node_id for r in retried)  # rerun elsewhere
+    runs = trial_runs(sweep_settings, "node_lost")
+    assert len(runs) == 6 and {r.info.status for r in runs} == {"FINISHED"}  # nothing lost, nothing twice
+
+
 def test_fractional_gpus_pack_several_trials_onto_one_gpu(sweep_settings):
     from ray.cluster_utils import Cluster
 
