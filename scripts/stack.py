@@ -190,7 +190,25 @@ def _mlflow(logs: Path, backend: str, s3: str, aws: dict, state: dict) -> int:
         env={**os.environ, **aws, "MLFLOW_S3_ENDPOINT_URL": s3})
     state["pids"]["mlflow"] = process.pid
     wait_for(port, "mlflow server", seconds=120, process=process)
+    _wait_for_api(f"http://127.0.0.1:{port}", process)
     return port
+
+
+def _wait_for_api(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
+    """The server is up once its API answers (its workers start, and migrate the database, after the port
+    opens)."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"Error: mlflow server exited with status {process.returncode}; see logs/mlflow.log")
+        try:
+            with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"Error: mlflow server at {url} did not answer its API within {seconds:.0f} s")
 
 
 def _redis(folder: Path, state: dict) -> int:

@@ -174,7 +174,7 @@ def _tracking(uri: str) -> tuple[str, str]:
             version = "?"
         try:
             with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
-                                        timeout=5) as answer:
+                                        timeout=15) as answer:
                 json.loads(answer.read() or b"{}")
         except OSError as error:
             return FAIL, f"MLflow server {version} answers /health but not its API ({error})"
