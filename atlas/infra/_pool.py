@@ -105,6 +105,10 @@ def slots(resources: Resources, wanted: int | None) -> int:
     return min(fits, wanted) if wanted else fits
 
 
+#: How long a sweep waits for all its workers to start before it begins with those that have.
+START_SECONDS = 60.0
+
+
 @dataclass
 class Worker:
     actor: Any
@@ -135,13 +139,20 @@ class WorkerPool:
         return Worker(actor, ready=actor.pid.remote())
 
     def ready(self) -> None:
-        """Waits until every worker has started (TensorFlow imported): a trial's run is created when it is sent,
-        so its duration must not include its worker's start."""
+        """Waits until a first worker has started (TensorFlow imported): a trial's run is created when it is
+        sent, so its duration must not include its worker's start, and trials only go to started workers.
+
+        Every worker is waited for up to :data:`START_SECONDS`, then the first one: on a cluster shared with
+        other sweeps, the others may hold the rest of the room, and two sweeps each waiting for all their
+        workers would wait for each other forever. A worker placed later takes trials from then on.
+        """
         import ray
 
-        ray.get([worker.ready for worker in self.workers])
-        for worker in self.workers:
-            worker.started = True
+        refs = [worker.ready for worker in self.workers]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=START_SECONDS)
+        if not done:
+            ray.wait(refs, num_returns=1)
+        self._started()
 
     def _started(self) -> list[Worker]:
         """The workers placed and started. A replacement may wait for room (its node died with the worker it

@@ -26,6 +26,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("s
 def running(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stack")
     settings = stack.start(folder)
+    work = tmp_path_factory.mktemp("market")
+    for args in (("data", "simulate", "--days", "1", "--exchanges", "bitstamp,itbit", "--seed", "3", "--signal", "0.3"),
+                 ("data", "metrics", "--bucket", "1min")):
+        done = atlas(*args, settings=settings, cwd=work)
+        assert done.returncode == 0, done.stderr
     yield folder, settings
     stack.stop(folder)
 
@@ -61,8 +66,6 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
 
     doctor = step("doctor")
     assert doctor.count("\nok ") + doctor.startswith("ok ") >= 7 and "FAIL" not in doctor
-    step("data", "simulate", "--days", "1", "--exchanges", "bitstamp,itbit", "--seed", "3", "--signal", "0.3")
-    step("data", "metrics", "--bucket", "1min")
     trained = step("train", "spec.py", "--quiet")
     assert "2 trials" in trained and "2 finished" in trained and "on 2 slots" in trained
     assert f"MLflow UI: {settings['MLFLOW_TRACKING_URI']}/#/experiments/" in trained
@@ -105,6 +108,42 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
         assert not any(secret in t for t in texts)
         assert not any(secret in o for o in outputs)
         assert secret not in (folder / "atlas.toml").read_text()
+
+
+def test_several_users_sweep_at_once_against_one_server_and_one_optuna_storage(running, tmp_path):
+    """Three sweeps started together (two users, one running the same spec twice) on one tracking server and one
+    PostgreSQL Optuna storage: every trial recorded once, each execution's grid whole, no lock error."""
+    _, settings = running
+    spec = SPEC.replace('WorkSpec("stack"', 'WorkSpec(NAME').replace("log_models=1", "log_models=0")
+    runs = []
+    for user, name in (("ana", "desk_a"), ("ben", "desk_b"), ("ben", "desk_b")):
+        folder = tmp_path / f"{user}-{len(runs)}"
+        folder.mkdir()
+        (folder / "spec.py").write_text(textwrap.dedent(spec.format(units=str(ROOT / "tests" / "infra")))
+                                        .replace("NAME", repr(name)))
+        env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(folder), "USER": user, **settings}
+        runs.append(subprocess.Popen([str(BIN / "atlas"), "train", "spec.py", "--quiet"], env=env, cwd=folder,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=900) for p in runs]
+    for process, (out, err) in zip(runs, outputs):
+        assert process.returncode == 0, out + err
+        assert "2 finished, 0 pruned, 0 failed" in out
+        text = (out + err).lower()
+        assert not any(e in text for e in ("database is locked", "deadlock", "lock timeout", "could not obtain lock"))
+    from mlflow import MlflowClient
+
+    from atlas.runs import Level, Tag
+
+    client = MlflowClient(settings["MLFLOW_TRACKING_URI"])
+    for name, executions in (("desk_a", 1), ("desk_b", 2)):
+        experiment = client.get_experiment_by_name(name)
+        trials = client.search_runs([experiment.experiment_id], f"tags.`{Tag.LEVEL}` = '{Level.TRIAL}'",
+                                    max_results=100)
+        assert len(trials) == 2 * executions and {t.info.status for t in trials} == {"FINISHED"}
+        grids = {}
+        for t in trials:
+            grids.setdefault(t.data.tags[Tag.EXECUTION], []).append(t.data.params["l2"])
+        assert len(grids) == executions and all(sorted(g) == ["0.0", "0.001"] for g in grids.values())
 
 
 def test_stop_stops_exactly_what_the_stack_started(tmp_path):
