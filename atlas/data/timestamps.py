@@ -169,22 +169,27 @@ def _localize(index: pd.DatetimeIndex, series, tz: str, what: str) -> pd.Datetim
                f"America/New_York (--tz)")
         raise DataValidationError(msg, rule="unknown_zone") from None
     except ValueError as error:
-        if "nonexistent" in type(error).__name__.lower() or "does not exist" in str(error).lower():
-            gap = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
-            row = int(np.flatnonzero(gap)[0])
-            msg = (f"{what} at row {row} is {np.asarray(series, dtype=object)[row]!r}, a time that does not exist "
-                   f"in {tz} (the clocks jumped forward over it; rule bad_timestamp); is --tz {tz} the zone the "
-                   f"file was written in? Files in UTC need --tz UTC")
+        if "nonexistent" in f"{type(error).__name__} {error}".lower() or "does not exist" in str(error).lower():
+            row, value = _first_unplaced(index, series, tz)
+            msg = (f"{what} at row {row} is {value!r}, a time that does not exist in {tz} (the clocks jumped forward "
+                   f"over it; rule bad_timestamp); is --tz {tz} the zone the file was written in? Files in UTC "
+                   f"need --tz UTC")
             raise DataValidationError(msg, rule="bad_timestamp", row=row) from None
     try:  # a repeated hour at a fall-back change: the order of the rows tells which is which
         return index.tz_localize(tz, ambiguous="infer", nonexistent="raise")
     except ValueError:
-        gap = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
-        row = int(np.flatnonzero(gap)[0])
-        msg = (f"{what} at row {row} is {np.asarray(series, dtype=object)[row]!r}, a time that occurs twice in "
-               f"{tz} (the clocks went back; rule ambiguous_timestamp), and the rows' order does not tell which; "
-               f"export the file with UTC offsets, or in UTC (--tz UTC)")
+        row, value = _first_unplaced(index, series, tz)
+        msg = (f"{what} at row {row} is {value!r}, a time that occurs twice in {tz} (the clocks went back; rule "
+               f"ambiguous_timestamp), and the rows' order does not tell which; export the file with UTC offsets, "
+               f"or in UTC (--tz UTC)")
         raise DataValidationError(msg, rule="ambiguous_timestamp", row=row) from None
+
+
+def _first_unplaced(index: pd.DatetimeIndex, series, tz: str) -> tuple[int, object]:
+    """The first row whose local time ``tz`` cannot place (skipped or repeated by a clock change), as written."""
+    unplaced = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna()
+    row = int(np.flatnonzero(unplaced)[0])
+    return row, np.asarray(series, dtype=object)[row]
 
 
 def _not_timestamps(series, what: str, error: BaseException, time_format: str | None = None

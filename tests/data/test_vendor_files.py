@@ -140,6 +140,13 @@ def test_naive_local_times_across_a_fall_back_change_are_read_in_order():
     assert to_utc(naive, tz="America/New_York").equals(utc.as_unit("ns"))
     with pytest.raises(DataValidationError, match="unknown time zone 'Mars/Olympus'"):
         to_utc(naive, tz="Mars/Olympus")
+    # 02:30 on 10 March 2024 never happened in New York: named, with the zone to check
+    with pytest.raises(DataValidationError, match=r"row 1 is '2024-03-10 02:30', a time that does not exist in "
+                                                  r"America/New_York"):
+        to_utc(["2024-03-10 01:30", "2024-03-10 02:30"], tz="America/New_York")
+    # a repeated hour that appears once cannot be told apart: the first or the second?
+    with pytest.raises(DataValidationError, match=r"occurs twice in America/New_York .*rule ambiguous_timestamp"):
+        to_utc(["2024-11-03 00:30", "2024-11-03 01:30"], tz="America/New_York")
 
 
 def test_every_broken_rule_is_reported_in_one_pass_with_counts_and_first_rows(tmp_path):
