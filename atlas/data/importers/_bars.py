@@ -18,7 +18,8 @@ import pandas as pd
 
 from atlas.data.buckets import parse_width, width_name
 from atlas.data.exchanges import Exchange
-from atlas.data.importers._columns import numbers, parse_times, read_table, resolve_columns
+from atlas.data.importers._columns import numbers, parse_times, resolve_columns
+from atlas.data.importers._files import read_table
 from atlas.data.importers._report import ImportReport, Tally, check_choice, parse_exchange
 from atlas.data.importers._rules import Rules
 from atlas.data.series import SeriesKey

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atlas.data.importers._columns import Table
+from atlas.data.importers._files import Table
 from atlas.data.importers._report import Tally
 from atlas.exceptions import DataValidationError
 

@@ -12,7 +12,8 @@ import pandas as pd
 from sqlalchemy import text
 
 from atlas.data.exchanges import Exchange
-from atlas.data.importers._columns import numbers, parse_times, read_table, resolve_columns
+from atlas.data.importers._columns import numbers, parse_times, resolve_columns
+from atlas.data.importers._files import read_table
 from atlas.data.importers._report import ImportReport, Tally, check_choice, check_writable, parse_exchange
 from atlas.data.importers._rules import Rules
 from atlas.data.store import MarketStore
