@@ -4,6 +4,7 @@ loopback, as an unprivileged user where a server refuses root.
 
     python scripts/stack.py start [--dir .atlas/stack]   # prints where its settings are
     python scripts/stack.py stop  [--dir .atlas/stack]   # stops exactly what start started
+    python scripts/stack.py restart-mlflow [--dir ...]   # kills the MLflow server (SIGKILL) and starts it again
     set -a; . .atlas/stack/stack.env; set +a             # then every atlas command uses the stack
 
 ``stack.env`` holds the settings, passwords included (so it is private to its owner); ``atlas.toml`` beside it the
@@ -164,6 +165,10 @@ def _run(command: list[str], what: str) -> None:
 
 
 def _moto(folder: Path, logs: Path, aws: dict, state: dict) -> int:
+    """moto's S3 server with the stack's bucket. It does not check signatures: moto's check, once switched on,
+    fails the presigned URLs through which MLflow's client downloads proxied artifacts (a KeyError on the missing
+    Authorization header). The tests of wrong keys use a moto of their own with the check on
+    (tests/team/_s3.py)."""
     port = free_port()
     process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=open(logs / "s3.log", "w"), stderr=subprocess.STDOUT,
@@ -172,26 +177,51 @@ def _moto(folder: Path, logs: Path, aws: dict, state: dict) -> int:
     wait_for(port, "the S3 endpoint (moto_server)", process=process)
     import boto3
 
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **_boto(aws)).create_bucket(Bucket=BUCKET)
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+                 region_name=aws["AWS_DEFAULT_REGION"]).create_bucket(Bucket=BUCKET)
     return port
 
 
-def _boto(aws: dict) -> dict:
-    return {"aws_access_key_id": aws["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": aws["AWS_SECRET_ACCESS_KEY"],
-            "region_name": aws["AWS_DEFAULT_REGION"]}
-
-
-def _mlflow(logs: Path, backend: str, s3: str, aws: dict, state: dict) -> int:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination",
-         f"s3://{BUCKET}/mlflow", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        stdout=open(logs / "mlflow.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **aws, "MLFLOW_S3_ENDPOINT_URL": s3})
+def _mlflow(logs: Path, backend: str, s3: str, aws: dict, state: dict, port: int | None = None) -> int:
+    port = port or free_port()
+    process = mlflow_server(backend, s3, aws, port, logs / "mlflow.log")
     state["pids"]["mlflow"] = process.pid
+    return port
+
+
+def mlflow_server(backend: str, s3: str, aws: dict, port: int, log: Path) -> subprocess.Popen:
+    """``mlflow server`` on ``backend`` with its artifacts in the stack's bucket through its proxy, signed with
+    ``aws``'s key; returns once its API answers."""
+    with open(log, "a") as out:
+        process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--backend-store-uri", backend, "--artifacts-destination",
+             f"s3://{BUCKET}/mlflow", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **aws, "MLFLOW_S3_ENDPOINT_URL": s3})
     wait_for(port, "mlflow server", seconds=120, process=process)
     _wait_for_api(f"http://127.0.0.1:{port}", process)
-    return port
+    return process
+
+
+def restart_mlflow(folder: Path, down_seconds: float = 0.0) -> None:
+    """Kills the stack's MLflow server at once (SIGKILL: a crash, requests in flight cut), waits ``down_seconds``,
+    and starts it again on the same port and database."""
+    state = json.loads((folder / "state.json").read_text())
+    settings = dict(line.split("=", 1) for line in (folder / "stack.env").read_text().splitlines() if "=" in line)
+    pid = state["pids"]["mlflow"]
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait_gone(pid)
+    time.sleep(down_seconds)
+    port = int(settings["MLFLOW_TRACKING_URI"].rsplit(":", 1)[1])
+    backend = settings["ATLAS_STORE_URL"].rsplit("/", 1)[0] + "/mlflow"
+    aws = {k: v for k, v in settings.items() if k.startswith("AWS_")}
+    process = mlflow_server(backend, settings["MLFLOW_S3_ENDPOINT_URL"], aws, port, folder / "logs" / "mlflow.log")
+    state["pids"]["mlflow"] = process.pid
+    _write_state(folder, state)
 
 
 def _wait_for_api(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
@@ -234,12 +264,13 @@ def _ray(folder: Path, logs: Path, env: dict, state: dict) -> int:
     token.chmod(0o600)
     temp = Path(f"/tmp/atlas-ray-{secrets.token_hex(4)}")  # short: Ray's socket paths must fit 107 characters
     state["ray"] = {"temp": str(temp)}
-    port = free_port()
+    port, client_port = free_port(), free_port()
+    state["ray"]["client_port"] = client_port
     ray_env = {**os.environ, **env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     common = ["--num-cpus", "1", "--temp-dir", str(temp), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     with open(logs / "ray.log", "w") as log:
         subprocess.run([str(BIN / "ray"), "start", "--head", "--port", str(port), "--include-dashboard=false",
-                        *common], check=True, env=ray_env, stdout=log, stderr=subprocess.STDOUT)
+                        "--ray-client-server-port", str(client_port), *common], check=True, env=ray_env, stdout=log, stderr=subprocess.STDOUT)
         subprocess.run([str(BIN / "ray"), "start", "--address", f"127.0.0.1:{port}", *common], check=True,
                        env=ray_env, stdout=log, stderr=subprocess.STDOUT)
     return port
@@ -253,7 +284,7 @@ def stop(folder: Path) -> list[str]:
     stopped = []
     ray = state.get("ray", {}).get("temp")
     if ray:
-        _kill_matching(ray)
+        _kill_ray(ray, str(folder / "ray_token"))
         shutil.rmtree(ray, ignore_errors=True)
         stopped.append("ray")
     for name, pid in state.get("pids", {}).items():
@@ -275,10 +306,33 @@ def stop(folder: Path) -> list[str]:
     return stopped
 
 
-def _kill_matching(text: str) -> None:
-    """SIGTERM, then SIGKILL, every process whose command line holds ``text`` (a Ray session folder)."""
+def ray_processes(temp: str, token: str | None) -> list[int]:
+    """The processes of the stack's Ray: a command line naming its session folder, an environment naming its
+    token file, or a file open in its session folder (Ray's agents rename themselves ``ray::DashboardAgent`` and
+    overwrite their environment, but keep their logs open there)."""
+    marker = f"RAY_AUTH_TOKEN_PATH={token}".encode() if token else None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if temp.encode() in (entry / "cmdline").read_bytes() or (
+                    marker is not None and marker in (entry / "environ").read_bytes()):
+                found.append(int(entry.name))
+                continue
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd).startswith(temp):
+                    found.append(int(entry.name))
+                    break
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _kill_ray(temp: str, token: str | None) -> None:
+    """SIGTERM, then SIGKILL, every process of the stack's Ray (:func:`ray_processes`)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = [int(p) for p in subprocess.run(["pgrep", "-f", text], capture_output=True, text=True).stdout.split()]
+        pids = ray_processes(temp, token)
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -286,10 +340,17 @@ def _kill_matching(text: str) -> None:
                 pass
         deadline = time.monotonic() + 10
         while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and "zombie" not in _status(p)]
             time.sleep(0.2)
         if not pids:
             return
+
+
+def _status(pid: int) -> str:
+    try:
+        return "zombie" if ") Z " in Path(f"/proc/{pid}/stat").read_text() else "running"
+    except OSError:
+        return "gone"
 
 
 def _wait_gone(pid: int, seconds: float = 15) -> None:
@@ -305,7 +366,7 @@ def _wait_gone(pid: int, seconds: float = 15) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "restart-mlflow"])
     parser.add_argument("--dir", default=".atlas/stack", help="where the stack keeps its state [.atlas/stack]")
     args = parser.parse_args()
     folder = Path(args.dir).absolute()
@@ -314,7 +375,12 @@ def main() -> None:
         print(f"stack up: PostgreSQL, S3 ({settings['MLFLOW_S3_ENDPOINT_URL']}), MLflow "
               f"({settings['MLFLOW_TRACKING_URI']}), Redis ({settings['REDIS_URL']}), Ray with two nodes "
               f"({settings['ATLAS_RAY_ADDRESS']})")
+        client = json.loads((folder / "state.json").read_text())["ray"]["client_port"]
         print(f"use it: set -a; . {folder / 'stack.env'}; set +a   (then `atlas doctor`)")
+        print(f"a driver outside the cluster: ATLAS_RAY_ADDRESS=ray://127.0.0.1:{client} (Ray Client)")
+    elif args.action == "restart-mlflow":
+        restart_mlflow(folder)
+        print("mlflow server restarted")
     else:
         stopped = stop(folder)
         print(f"stopped {', '.join(stopped)}" if stopped else f"no stack runs from {folder}")

@@ -58,5 +58,7 @@ def test_every_part_down_fails_fast_naming_its_setting_and_masking_passwords(tmp
                           ("optuna", "ATLAS_OPTUNA_STORAGE"), ("redis", "REDIS_URL"), ("ray", "ATLAS_RAY_ADDRESS")]:
         assert lines[part].startswith("FAIL") and "unreachable" in lines[part], lines[part]
         assert lines[part].endswith(f"; set {setting}"), lines[part]
+    # artifacts left to the tracking server (ATLAS_ARTIFACT_ROOT unset) fail with it
+    assert lines["artifacts"].startswith("FAIL") and "the tracking server is unreachable" in lines["artifacts"]
     assert SECRET not in done.stdout + done.stderr
-    assert "6 of 8 parts fail" in done.stderr
+    assert "7 of 8 parts fail" in done.stderr

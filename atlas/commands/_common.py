@@ -59,6 +59,8 @@ def command_settings(store_url: str | None = None, tracking_uri: str | None = No
     if read_only:
         require_existing(settings.tracking.mlflow_uri, "--tracking-uri or MLFLOW_TRACKING_URI",
                          "nothing has been trained there: `atlas train SPEC` records there")
+    if settings.tracking.s3_endpoint_url:  # from atlas.toml: MLflow's S3 client reads only its variable
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.tracking.s3_endpoint_url)
     return settings
 
 

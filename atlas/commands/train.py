@@ -68,6 +68,9 @@ def train(spec_file: str, dry_run: bool, address: str | None, max_concurrent: in
                    f"({best.objective:.4f}); on the test window: {summarize_test(best.scores)}.")
     if report.verdict is not None:
         click.echo(f"Verdict: {report.verdict}")
+    if report.duplicates:
+        click.echo(f"The tracking server restarted during the sweep: {report.duplicates} record(s) that MLflow's "
+                   "retried requests wrote twice were deleted; every trial is recorded once.")
     for result in [r for r in report.results if r.state == "failed"][:3]:
         last = (result.error or "").strip().splitlines()[-1:] or ["?"]
         click.echo(f"Failed: {result.work_unit}/{result.model_spec}#{result.number}: {last[0]}", err=True)

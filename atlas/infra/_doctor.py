@@ -65,6 +65,10 @@ def diagnose(settings: Settings) -> list[Check]:
     ]
     checks = []
     for part, variable, target, check in parts:
+        if not target and part == "artifacts" and _is_server(settings.tracking.mlflow_uri):
+            status, detail = proxy(settings.tracking.mlflow_uri)
+            checks.append(Check(part, status, "unset", detail, named(variable) if status != FAIL else PROXY_FIX))
+            continue
         if not target:
             checks.append(Check(part, OK, "unset", _UNSET[part], named(variable)))
             continue
@@ -182,6 +186,55 @@ def _tracking(uri: str) -> tuple[str, str]:
     return _database("the tracking store", "atlas train")(uri)
 
 
+#: What to fix when the tracking server cannot store artifacts: its own settings, or Atlas's artifact root.
+PROXY_FIX = ("the tracking server's artifact store (its AWS_* credentials, its --artifacts-destination), or "
+             "ATLAS_ARTIFACT_ROOT to write artifacts directly")
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def proxy(uri: str) -> tuple[str, str]:
+    """Whether the tracking server at ``uri`` stores artifacts through its proxy: a small object written and
+    deleted there, one try each (MLflow's client retries a server error for minutes: a server whose S3
+    credentials are wrong would hold a sweep that long at its first artifact)."""
+    import uuid as _uuid
+
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    why = _unreachable(uri)
+    if why is not None:
+        return FAIL, f"the tracking server is unreachable ({why})"
+    creds = get_default_host_creds(uri)
+    path = f"/api/2.0/mlflow-artifacts/artifacts/.atlas-doctor/{_uuid.uuid4().hex}"
+    try:
+        answer = http_request(creds, path, "PUT", data=b"atlas doctor", max_retries=0, timeout=30,
+                              raise_on_status=False)
+    except Exception as error:  # noqa: BLE001 - no answer at all: the line says why
+        return FAIL, f"the tracking server's artifact proxy did not answer ({type(error).__name__}: {error})"
+    if answer.status_code == 503 and "no-serve-artifacts" in answer.text:
+        return OK, "kept by the tracking server (it does not proxy them: each experiment's location decides)"
+    if answer.status_code != 200:
+        return FAIL, (f"the tracking server cannot store artifacts (HTTP {answer.status_code}: "
+                      f"{_server_error(answer.text)})")
+    http_request(creds, path, "DELETE", max_retries=0, timeout=30, raise_on_status=False)
+    return OK, "kept by the tracking server through its artifact proxy, writable"
+
+
+def _server_error(text: str) -> str:
+    """The message of an MLflow server's error answer (its JSON ``message``), on one line, shortened."""
+    import json
+
+    try:
+        text = json.loads(text).get("message", text)
+    except (ValueError, AttributeError):
+        pass
+    text = " ".join(str(text).split())[:300]
+    return f"{text}; the server's log says why" if text.lower() in ("", "internal server error") else text
+
+
 def _artifacts(root: str, endpoint: str | None) -> tuple[str, str]:
     if root.startswith("s3://"):
         return _s3(root, endpoint)
@@ -206,12 +259,12 @@ def _s3(root: str, endpoint: str | None) -> tuple[str, str]:
         if why is not None:
             return FAIL, f"the S3 endpoint {endpoint} is unreachable ({why}); check MLFLOW_S3_ENDPOINT_URL"
     bucket, _, prefix = root.removeprefix("s3://").partition("/")
-    client = boto3.client("s3", endpoint_url=endpoint, config=Config(
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(  # credentials read now
         connect_timeout=5, read_timeout=5, retries={"max_attempts": 1}))
     key = f"{prefix.strip('/')}/.atlas-doctor-{uuid.uuid4().hex}".lstrip("/")
     try:
-        client.head_bucket(Bucket=bucket)
-        client.put_object(Bucket=bucket, Key=key, Body=b"atlas doctor")
+        client.put_object(  # first: its error names the cause (a HEAD's has no body to say it)
+            Bucket=bucket, Key=key, Body=b"atlas doctor")
         client.delete_object(Bucket=bucket, Key=key)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "?")

@@ -37,6 +37,8 @@ class SweepReport:
         execution_run_id, experiment_id, tracking_uri: where MLflow holds it.
         wall_seconds: from the call to the end, Ray's start included. slots: trials run at once.
         interrupted: stopped by Ctrl-C (resume with ``resume=True``).
+        duplicates: runs and logged models that a request retried by MLflow's client (a tracking server that
+            restarted) created twice, deleted when the sweep finished.
         verdict: the ``atlas.stats.SweepVerdict`` on the whole execution (None when interrupted, or when no trial
             finished).
     """
@@ -50,6 +52,7 @@ class SweepReport:
     wall_seconds: float = 0.0
     interrupted: bool = False
     verdict: Any = None
+    duplicates: int = 0
 
     def count(self, state: str) -> int:
         return sum(r.state == state for r in self.results)
@@ -327,6 +330,7 @@ class Sweep:
         execution runs."""
         if self.lease is not None:
             self.lease.check()
+        self.report.duplicates = self.writer.remove_duplicates(self.experiment_id, self.execution)
         for callback in self.callbacks:
             callback.sweep_finished(self)
         for unit in self.units.values():

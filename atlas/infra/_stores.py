@@ -67,7 +67,27 @@ def preflight(settings: Settings, address: str | None) -> None:
     probe_tracking(settings.tracking.mlflow_uri)
     probe_optuna(settings.tracking.optuna_storage)
     probe_artifacts(settings.tracking.artifact_root, settings.tracking.s3_endpoint_url)
+    if not settings.tracking.artifact_root:
+        probe_proxy(settings.tracking.mlflow_uri)
     probe_ray(address)
+
+
+def probe_proxy(uri: str) -> None:
+    """Checks that a tracking server (``http(s)://``) can store artifacts, when Atlas leaves them to it: one try,
+    so a server whose own S3 credentials are wrong fails the sweep at once, not after minutes of the MLflow
+    client's retries at its first artifact.
+
+    Raises:
+        ConfigError: the server answers its artifact proxy with an error; the message gives the server's.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    from atlas.infra._doctor import FAIL, PROXY_FIX, proxy
+
+    status, detail = proxy(uri)
+    if status == FAIL:
+        msg = f"{mask_text(detail)} at {mask_url(uri)} (MLFLOW_TRACKING_URI); fix {PROXY_FIX}"
+        raise ConfigError(msg)
 
 
 def probe_artifacts(root: str | None, endpoint: str | None) -> None:

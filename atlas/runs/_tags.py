@@ -41,6 +41,7 @@ class Tag:
     GPUS = "atlas.gpus"
     ATTEMPTS = "atlas.attempts"
     STARTED = "atlas.started"
+    REQUEST = "atlas.request"  # a key per run created: a request the client retried made the run twice
     BEST_RUN = "atlas.best_run_id"
     BEST_TRIAL = "atlas.best_trial"
     VERDICT = "atlas.verdict"

@@ -2,7 +2,10 @@
 work unit, a grandchild per trial.
 
 Only the sweep's driver writes to MLflow, through one ``MlflowClient``: workers send their results back, so
-concurrent trials never contend for the default SQLite store. Each trial's parameters, tags and per-epoch
+concurrent trials never contend for the default SQLite store. A tracking server that restarts mid-sweep is
+ridden out by MLflow's client, which retries each request for minutes; what a retry writes twice is made
+harmless: metrics, params and tags are idempotent, and a run or logged model created twice (the server made it,
+then died before answering) is found by its request key and deleted (:meth:`RunWriter.remove_duplicates`). Each trial's parameters, tags and per-epoch
 metrics go in one ``log_batch`` (MLflow splits it within its limits). Every run carries the record's schema
 version and MLflow's context tags (who, from what source, at which commit of Atlas).
 """
@@ -17,6 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -127,6 +131,8 @@ class RunWriter:
         self.atomic = atomic
         self.opened: dict[str, None] = {}  # insertion-ordered: the execution first, trials last
         self.context: dict[str, str] = {}  # MLflow's context tags, on every run started (see context_tags)
+        self.requests: dict[str, str] = {}  # request key (Tag.REQUEST) -> the run id created for it
+        self.models: dict[str, tuple[str, str]] = {}  # logged model id -> (its name, its run)
 
     def experiment(self, name: str) -> str:
         """The id of the experiment ``name``, created (artifacts under the artifact root) when missing.
@@ -142,8 +148,8 @@ class RunWriter:
         root = self.artifact_root
         if not root:
             location = None  # the tracking server's: its artifact proxy (S3 behind it), or its default root
-        elif "://" in root:
-            location = root
+        elif "://" in root:  # s3://bucket/prefix: the experiment's own folder under it, as for a local root
+            location = f"{root.rstrip('/')}/{name}"
         else:
             folder = Path(root).resolve().joinpath(name).resolve()
             if not folder.is_relative_to(Path(root).resolve()):  # check_name forbids it; never write outside
@@ -173,14 +179,55 @@ class RunWriter:
     def start(self, experiment_id: str, name: str, tags: Mapping[str, str], parent: str | None = None, *,
               start_time: float | None = None) -> str:
         """A new RUNNING run; ``parent`` nests it; ``start_time`` (epoch seconds) when it began, if not now."""
+        request = uuid.uuid4().hex
         tags = {**self.context, Tag.RUN_NAME: name, Tag.SCHEMA: str(SCHEMA_VERSION), **tags,
-                **({Tag.PARENT: parent} if parent else {})}
+                **({Tag.PARENT: parent} if parent else {}), Tag.REQUEST: request}
         started = None if start_time is None else int(start_time * 1000)
         with self.atomic():
             run_id = self.client.create_run(experiment_id, tags=tags, run_name=name,
                                             start_time=started).info.run_id
             self.opened[run_id] = None
+            self.requests[request] = run_id
         return run_id
+
+    def remove_duplicates(self, experiment_id: str, execution: str) -> int:
+        """Deletes the runs and logged models of ``execution`` that a retried request created a second time: a run
+        carrying the request key of a run created here, with another id, left RUNNING; a logged model named as one
+        logged here for the same run, with another id, left PENDING. Returns how many were deleted.
+
+        A tracking server killed after it wrote a run and before it answered makes the client retry the request,
+        and the retry writes a second run; the harvest, the digest and MLflow's UI would count that trial twice.
+        """
+        runs = self.client.search_runs(
+            [experiment_id], f"tags.`{Tag.EXECUTION}` = {quoted(execution)} and attributes.status = 'RUNNING'",
+            max_results=50000)
+        own = self.client.get_run(execution).data.tags.get(Tag.REQUEST)
+        if own:  # the execution run itself, created twice
+            runs += self.client.search_runs(
+                [experiment_id], f"tags.`{Tag.REQUEST}` = {quoted(own)} and attributes.status = 'RUNNING'",
+                max_results=10)
+        removed = 0
+        for run in runs:
+            key = run.data.tags.get(Tag.REQUEST)
+            if key in self.requests and self.requests[key] != run.info.run_id:
+                self.client.delete_run(run.info.run_id)
+                removed += 1
+        if self.models:
+            ours = {(name, run_id) for name, run_id in self.models.values()}
+            for model in self._pending_models(experiment_id):
+                if (model.name, model.source_run_id) in ours and model.model_id not in self.models:
+                    self.client.delete_logged_model(model.model_id)
+                    removed += 1
+        return removed
+
+    def _pending_models(self, experiment_id: str) -> list:
+        found, token = [], None
+        while True:
+            page = self.client.search_logged_models([experiment_id], max_results=1000, page_token=token)
+            found += [m for m in page if m.status == LoggedModelStatus.PENDING]  # a status filter finds none
+            token = page.token
+            if not token:
+                return found
 
     def reopen(self, run_id: str) -> None:
         """Sets a run RUNNING again (a resumed sweep's execution and work units)."""
@@ -285,6 +332,7 @@ class RunWriter:
         logged = self.client.create_logged_model(
             experiment_id, name=name, source_run_id=run_id, tags=dict(tags or {}), model_type="atlas",
             params={k: str(v) for k, v in (params or {}).items()} or None)
+        self.models[logged.model_id] = (name, run_id)
         with tempfile.TemporaryDirectory(prefix="atlas-log-") as staging:
             folder = unpack_model(package, Path(staging))
             mlmodel = Model.load(folder / "MLmodel")
