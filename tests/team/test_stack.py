@@ -92,9 +92,9 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.BUCKET)
             for o in page.get("Contents", [])]
     names = {Path(k).name for k in keys}
-    for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json"):
+    for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json", "overview.png"):
         assert artifact in names, (artifact, sorted(names)[:40])
-    assert any(k.endswith(".png") for k in keys)  # a card
+    assert any(k.endswith(".png") and "overview" not in k for k in keys)  # a card
     with redis.Redis.from_url(settings["REDIS_URL"]) as r:
         assert r.exists("atlas:v1:prediction:stack_itbit")
 
@@ -224,8 +224,11 @@ def test_artifacts_go_straight_to_s3_when_the_config_file_says_so(running, tmp_p
                                          f's3_endpoint_url = "{settings["MLFLOW_S3_ENDPOINT_URL"]}"\n')
     _write_spec(tmp_path, "direct")
 
+    outputs = []
+
     def step(*args: str) -> str:
         done = atlas(*args, settings=env, cwd=tmp_path)
+        outputs.append(done.stdout + done.stderr)
         assert done.returncode == 0, f"atlas {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
@@ -239,12 +242,17 @@ def test_artifacts_go_straight_to_s3_when_the_config_file_says_so(running, tmp_p
 
     from mlflow import MlflowClient
 
+    from atlas.runs import OVERVIEW_ARTIFACT
+
     experiment = MlflowClient(settings["MLFLOW_TRACKING_URI"]).get_experiment_by_name("direct")
     assert experiment.artifact_location == f"s3://{stack.BUCKET}/direct/direct"
     names = {Path(k).name for k in _keys(settings, "direct/")}
-    for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json"):
+    for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json", OVERVIEW_ARTIFACT):
         assert artifact in names, (artifact, sorted(names)[:40])
     assert not [k for k in _keys(settings, "mlflow/") if "/direct/" in k]  # nothing through the proxy
+    runs = MlflowClient(settings["MLFLOW_TRACKING_URI"]).search_runs([experiment.experiment_id])
+    recorded = json.dumps([(r.data.params, r.data.tags) for r in runs])
+    assert settings["AWS_SECRET_ACCESS_KEY"] not in recorded + "".join(outputs)
 
 
 def test_a_driver_outside_the_cluster_sweeps_through_ray_client(running, tmp_path):
