@@ -302,6 +302,8 @@ def stop(folder: Path) -> list[str]:
         shutil.rmtree(pg["folder"], ignore_errors=True)
     for pid in state.get("pids", {}).values():
         _wait_gone(pid)
+    for name in ("stack.env", "atlas.toml", "ray_token"):  # settings of a stack that no longer runs
+        (folder / name).unlink(missing_ok=True)
     path.unlink()
     return stopped
 

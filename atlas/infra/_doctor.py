@@ -65,7 +65,7 @@ def diagnose(settings: Settings) -> list[Check]:
     ]
     checks = []
     for part, variable, target, check in parts:
-        if not target and part == "artifacts" and _is_server(settings.tracking.mlflow_uri):
+        if not target and part == "artifacts" and is_server(settings.tracking.mlflow_uri):
             status, detail = proxy(settings.tracking.mlflow_uri)
             checks.append(Check(part, status, "unset", detail, named(variable) if status != FAIL else PROXY_FIX))
             continue
@@ -191,7 +191,8 @@ PROXY_FIX = ("the tracking server's artifact store (its AWS_* credentials, its -
              "ATLAS_ARTIFACT_ROOT to write artifacts directly")
 
 
-def _is_server(uri: str) -> bool:
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (``http(s)://``), not a database."""
     return uri.startswith(("http://", "https://"))
 
 
@@ -199,8 +200,6 @@ def proxy(uri: str) -> tuple[str, str]:
     """Whether the tracking server at ``uri`` stores artifacts through its proxy: a small object written and
     deleted there, one try each (MLflow's client retries a server error for minutes: a server whose S3
     credentials are wrong would hold a sweep that long at its first artifact)."""
-    import uuid as _uuid
-
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
@@ -208,7 +207,7 @@ def proxy(uri: str) -> tuple[str, str]:
     if why is not None:
         return FAIL, f"the tracking server is unreachable ({why})"
     creds = get_default_host_creds(uri)
-    path = f"/api/2.0/mlflow-artifacts/artifacts/.atlas-doctor/{_uuid.uuid4().hex}"
+    path = f"/api/2.0/mlflow-artifacts/artifacts/.atlas-doctor/{uuid.uuid4().hex}"
     try:
         answer = http_request(creds, path, "PUT", data=b"atlas doctor", max_retries=0, timeout=30,
                               raise_on_status=False)

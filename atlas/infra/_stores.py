@@ -80,9 +80,10 @@ def probe_proxy(uri: str) -> None:
     Raises:
         ConfigError: the server answers its artifact proxy with an error; the message gives the server's.
     """
-    if not uri.startswith(("http://", "https://")):
+    from atlas.infra._doctor import FAIL, PROXY_FIX, is_server, proxy
+
+    if not is_server(uri):
         return
-    from atlas.infra._doctor import FAIL, PROXY_FIX, proxy
 
     status, detail = proxy(uri)
     if status == FAIL:

@@ -201,8 +201,8 @@ class RunWriter:
         runs = self.client.search_runs(
             [experiment_id], f"tags.`{Tag.EXECUTION}` = {quoted(execution)} and attributes.status = 'RUNNING'",
             max_results=50000)
-        own = self.client.get_run(execution).data.tags.get(Tag.REQUEST)
-        if own:  # the execution run itself, created twice
+        own = next((key for key, run_id in self.requests.items() if run_id == execution), None)
+        if own:  # the execution run itself, created twice (when this writer created it)
             runs += self.client.search_runs(
                 [experiment_id], f"tags.`{Tag.REQUEST}` = {quoted(own)} and attributes.status = 'RUNNING'",
                 max_results=10)

@@ -42,6 +42,19 @@ def atlas(*args: str, settings: dict, cwd: Path, timeout: int = 600) -> subproce
                           timeout=timeout)
 
 
+class Steps:
+    """Runs atlas commands that must succeed, keeping every output (to search for secrets)."""
+
+    def __init__(self, settings: dict, cwd: Path) -> None:
+        self.settings, self.cwd, self.outputs = settings, cwd, []
+
+    def __call__(self, *args: str) -> str:
+        done = atlas(*args, settings=self.settings, cwd=self.cwd)
+        self.outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, f"atlas {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+
 SPEC = """
 import sys
 sys.path.insert(0, {units!r})
@@ -57,13 +70,7 @@ SPEC = WorkSpec("stack", [next_minute_unit("itbit", ModelSpec("logistic", "logis
 def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_path):
     folder, settings = running
     (tmp_path / "spec.py").write_text(textwrap.dedent(SPEC.format(units=str(ROOT / "tests" / "infra"))))
-    outputs = []
-
-    def step(*args: str) -> str:
-        done = atlas(*args, settings=settings, cwd=tmp_path)
-        outputs.append(done.stdout + done.stderr)
-        assert done.returncode == 0, f"atlas {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+    step = Steps(settings, tmp_path)
 
     doctor = step("doctor")
     assert doctor.count("\nok ") + doctor.startswith("ok ") >= 7 and "FAIL" not in doctor
@@ -77,7 +84,6 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
     served = step("serve", "stack_itbit", "--buckets", "30")
     assert "30 published" in served
 
-    import boto3
     import redis
     from mlflow import MlflowClient
 
@@ -86,11 +92,8 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server's proxy, S3 behind it
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     assert len(runs) >= 4  # the execution, the work unit, two trials
-    s3 = boto3.client("s3", endpoint_url=settings["MLFLOW_S3_ENDPOINT_URL"],
-                      aws_access_key_id=settings["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=settings["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.BUCKET)
-            for o in page.get("Contents", [])]
+    s3 = _s3(settings)
+    keys = _keys(settings, "")
     names = {Path(k).name for k in keys}
     for artifact in ("predictions.parquet", "report.html", "MLmodel", "significance.json", "overview.png"):
         assert artifact in names, (artifact, sorted(names)[:40])
@@ -107,7 +110,7 @@ def test_the_workflow_runs_on_the_shared_stack_by_settings_alone(running, tmp_pa
         assert len(secret) > 10
         assert secret not in recorded
         assert not any(secret in t for t in texts)
-        assert not any(secret in o for o in outputs)
+        assert not any(secret in o for o in step.outputs)
         assert secret not in (folder / "atlas.toml").read_text()
 
 
@@ -155,14 +158,17 @@ def _write_spec(folder: Path, name: str, *, grid: str = "[0.0, 0.001]", epochs: 
     (folder / "spec.py").write_text(textwrap.dedent(text.format(units=str(ROOT / "tests" / "infra"))))
 
 
-def _keys(settings: dict, prefix: str) -> list[str]:
+def _s3(settings: dict):
     import boto3
 
-    s3 = boto3.session.Session().client(
+    return boto3.session.Session().client(
         "s3", endpoint_url=settings["MLFLOW_S3_ENDPOINT_URL"], aws_access_key_id=settings["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=settings["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
-    return [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.BUCKET, Prefix=prefix)
-            for o in page.get("Contents", [])]
+
+
+def _keys(settings: dict, prefix: str) -> list[str]:
+    pages = _s3(settings).get_paginator("list_objects_v2").paginate(Bucket=stack.BUCKET, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 def test_the_tracking_server_killed_mid_sweep_loses_nothing_and_records_nothing_twice(running, tmp_path):
@@ -223,14 +229,7 @@ def test_artifacts_go_straight_to_s3_when_the_config_file_says_so(running, tmp_p
     (tmp_path / "atlas.toml").write_text(f'[tracking]\nartifact_root = "s3://{stack.BUCKET}/direct"\n'
                                          f's3_endpoint_url = "{settings["MLFLOW_S3_ENDPOINT_URL"]}"\n')
     _write_spec(tmp_path, "direct")
-
-    outputs = []
-
-    def step(*args: str) -> str:
-        done = atlas(*args, settings=env, cwd=tmp_path)
-        outputs.append(done.stdout + done.stderr)
-        assert done.returncode == 0, f"atlas {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+    step = Steps(env, tmp_path)
 
     doctor = step("doctor")
     assert f"bucket {stack.BUCKET} at {settings['MLFLOW_S3_ENDPOINT_URL']}, writable" in doctor
@@ -252,7 +251,7 @@ def test_artifacts_go_straight_to_s3_when_the_config_file_says_so(running, tmp_p
     assert not [k for k in _keys(settings, "mlflow/") if "/direct/" in k]  # nothing through the proxy
     runs = MlflowClient(settings["MLFLOW_TRACKING_URI"]).search_runs([experiment.experiment_id])
     recorded = json.dumps([(r.data.params, r.data.tags) for r in runs])
-    assert settings["AWS_SECRET_ACCESS_KEY"] not in recorded + "".join(outputs)
+    assert settings["AWS_SECRET_ACCESS_KEY"] not in recorded + "".join(step.outputs)
 
 
 def test_a_driver_outside_the_cluster_sweeps_through_ray_client(running, tmp_path):
@@ -303,6 +302,7 @@ def test_stop_stops_exactly_what_the_stack_started(tmp_path):
         assert not subprocess.run(["pgrep", "-f", ray_temp], capture_output=True).stdout.split()
         assert other.poll() is None  # not ours: still running
         assert not (folder / "state.json").exists() and stack.stop(folder) == []
+        assert not (folder / "stack.env").exists() and not (folder / "ray_token").exists()  # no stale settings
         assert settings["RAY_AUTH_MODE"] == "token"
     finally:
         other.kill()
