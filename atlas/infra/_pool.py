@@ -43,6 +43,26 @@ class TrialWorker:
         return os.getpid()
 
 
+#: Tries of a Ray Client connection whose server-side process failed to start (seen once in CI, under load).
+CLIENT_TRIES = 3
+
+
+def _init(ray, address: str, options: dict) -> None:
+    """``ray.init`` at ``address``; through Ray Client (``ray://``), tried again when the head's client server
+    fails to start the connection's own server process ("Initialization failure from server")."""
+    import time
+
+    for attempt in range(1, CLIENT_TRIES + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionError as error:
+            if not address.startswith("ray://") or "Initialization failure" not in str(error) \
+                    or attempt == CLIENT_TRIES:
+                raise
+            time.sleep(2 * attempt)
+
+
 def connect(address: str | None) -> bool:
     """Connects to the Ray cluster at ``address`` (``"auto"``: the one running on this machine), or starts a
     local one; True when this call connected (and so disconnects at the end).
@@ -60,7 +80,7 @@ def connect(address: str | None) -> bool:
     options = {"logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
     try:
         if address:
-            ray.init(address=address, **options)
+            _init(ray, address, options)
         else:  # "local": a new Ray of our own, never one that another process started and may be stopping
             ray.init(address="local", include_dashboard=False, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
